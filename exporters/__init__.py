@@ -1,0 +1,1 @@
+"""Exporters: Prometheus metrics and CSV / JSON exports, all read from the database."""

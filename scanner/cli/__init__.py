@@ -1,0 +1,44 @@
+"""The cmscan command line: one typer app, one module per command group."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from scanner import __version__
+from scanner.cli import database
+
+app = typer.Typer(
+    name="cmscan",
+    help="Agentless compliance scanner for NHS smartcard readiness on Windows fleets.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cmscan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Agentless compliance scanner for NHS smartcard readiness on Windows fleets."""
+
+
+app.add_typer(database.app, name="db")
+
+
+def main() -> None:
+    app()

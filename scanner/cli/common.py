@@ -1,0 +1,78 @@
+"""What every command shares: settings loading, database opening, exit codes and error output."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from scanner import db
+from scanner.config import Settings, SettingsError, load_settings
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1  # findings or errors in data: bad inventory rows, hosts that failed to scan
+EXIT_USAGE = 2  # usage or configuration errors, including an unusable database
+
+T = TypeVar("T")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="CMSCAN_CONFIG",
+        help="Config file (TOML). Default: ./cmscan.toml when it exists.",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL, e.g. sqlite:///./cmscan.db or postgresql://user@host/cmscan."
+        " Overrides database_url and CMSCAN_DATABASE_URL.",
+        show_default=False,
+    ),
+]
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print an error for a person and leave with the given exit code."""
+    err.print(f"[bold red]error:[/] {message}", markup=True)
+    raise typer.Exit(code)
+
+
+def settings(config: Path | None, **flags: Any) -> Settings:
+    """Load settings from file, environment and the given flags, or exit 2 listing every problem."""
+    try:
+        return load_settings(config_file=config, overrides=flags)
+    except SettingsError as exc:
+        err.print("[bold red]error:[/] invalid settings", markup=True)
+        for problem in exc.problems:
+            err.print(f"  - {problem}", markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def open_database(current: Settings) -> db.Database:
+    """Upgrade the schema if needed and open the database, or exit 2 saying why not."""
+    try:
+        db.upgrade(current.database_url)
+        return db.Database(current.database_url)
+    except db.DatabaseError as exc:
+        fail(str(exc))
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a command's async body; a database that fails mid-command exits 2 with its reason."""
+    try:
+        return asyncio.run(coroutine)
+    except db.DatabaseError as exc:
+        fail(str(exc))
