@@ -1,0 +1,89 @@
+"""YAML loading that remembers where every value came from, for file:line:col error messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+
+class YamlError(ValueError):
+    """A YAML file is not acceptable; `location` is file:line:col."""
+
+    def __init__(self, location: str, message: str) -> None:
+        super().__init__(f"{location}: {message}")
+        self.location = location
+        self.message = message
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """Plain Python data from a YAML file, with the node tree it was built from."""
+
+    data: Any
+    root: yaml.Node | None
+    filename: str
+
+    def where(self, loc: Sequence[str | int]) -> str:
+        """file:line:col of the value at `loc` (a pydantic error location) or its nearest parent."""
+        node = _locate(self.root, loc) if self.root is not None else None
+        if node is None:
+            return f"{self.filename}:1:1"
+        return f"{self.filename}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+
+
+def _locate(node: yaml.Node, loc: Sequence[str | int]) -> yaml.Node:
+    """Walk mapping keys and sequence indices; skip parts that name no node (union tags)."""
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                    node = value
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part >= 0:
+            node = node.value[part] if part < len(node.value) else node
+    return node
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys, which PyYAML would otherwise silently overwrite."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    result: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+        if not isinstance(key, str | int | float | bool) and key is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, "mapping keys must be plain scalars", key_node.start_mark
+            )
+        if key in result:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        result[key] = loader.construct_object(value_node, deep=True)  # type: ignore[no-untyped-call]
+    return result
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_yaml(text: str, filename: str) -> YamlDocument:
+    """Parse one YAML document; syntax errors and duplicate keys raise YamlError (file:line:col)."""
+    loader = _StrictLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else f"{filename}:1:1"
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise YamlError(where, problem) from None
+    except yaml.YAMLError as exc:
+        raise YamlError(f"{filename}:1:1", str(exc)) from None
+    finally:
+        loader.dispose()  # type: ignore[no-untyped-call]
+    return YamlDocument(data=data, root=root, filename=filename)
