@@ -38,12 +38,14 @@ class Timeouts:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where to probe: `address` (if set) is dialled, `hostname` names the host."""
+    """Where to probe and what to look for: `address` (if set) is dialled, `hostname` names the
+    host, and `patterns` are the product name patterns the probe reports (from the policy)."""
 
     hostname: str
     port: int
     transport: str
     address: str | None = None
+    patterns: tuple[str, ...] = ()
 
     @property
     def dial(self) -> str:

@@ -1,0 +1,1 @@
+"""All database access, as plain async functions grouped by what they touch."""
