@@ -26,21 +26,23 @@ class YamlDocument:
     root: yaml.Node | None
     filename: str
 
-    def where(self, loc: Sequence[str | int]) -> str:
-        """file:line:col of the value at `loc` (a pydantic error location) or its nearest parent."""
-        node = _locate(self.root, loc) if self.root is not None else None
+    def where(self, loc: Sequence[str | int], *, key: bool = False) -> str:
+        """file:line:col of the value at `loc` (a pydantic error location) or its nearest parent;
+        with `key`, of the mapping key that names it (for "unknown field" messages)."""
+        node = _locate(self.root, loc, key=key) if self.root is not None else None
         if node is None:
             return f"{self.filename}:1:1"
         return f"{self.filename}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
 
 
-def _locate(node: yaml.Node, loc: Sequence[str | int]) -> yaml.Node:
+def _locate(node: yaml.Node, loc: Sequence[str | int], *, key: bool = False) -> yaml.Node:
     """Walk mapping keys and sequence indices; skip parts that name no node (union tags)."""
-    for part in loc:
+    for position, part in enumerate(loc):
         if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                    node = value
+            for key_node, value in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(part):
+                    last = position == len(loc) - 1
+                    node = key_node if key and last else value
                     break
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part >= 0:
             node = node.value[part] if part < len(node.value) else node
