@@ -187,7 +187,7 @@ class PolicyVersion(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     policy_id: str = Field(max_length=100)
     content_hash: str = Field(max_length=64)
-    content: str
+    content: str = Field(sa_type=sa.Text)
     applied_at: datetime = _when()
     applied_by: str = Field(max_length=100)
 
@@ -229,5 +229,5 @@ class SSHHostKey(SQLModel, table=True):
     port: int = Field(primary_key=True)
     key_type: str = Field(max_length=64)
     fingerprint: str = Field(max_length=128)  # SHA256:..., as ssh-keygen -l prints it
-    public_key: str
+    public_key: str = Field(sa_type=sa.Text)
     pinned_at: datetime = _when()

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from scanner import __version__
-from scanner.cli import database
+from scanner.cli import database, inventory
 
 app = typer.Typer(
     name="cmscan",
@@ -38,6 +38,7 @@ def _root(
 
 
 app.add_typer(database.app, name="db")
+app.add_typer(inventory.app, name="inventory")
 
 
 def main() -> None:
