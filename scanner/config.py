@@ -10,7 +10,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -67,6 +75,98 @@ class SSHSettings(_Section):
     host_key_policy: Literal["known_hosts", "tofu"] = "known_hosts"
 
 
+class ScheduleSettings(_Section):
+    """When hosts are scanned, and how hard cmscan may push the network."""
+
+    interval_compliant: Duration = timedelta(hours=24)
+    # Shorter, so that a machine an engineer has just fixed turns green the same day.
+    interval_noncompliant: Duration = timedelta(hours=4)
+    # Failures back off exponentially: a practice machine off for the weekend must not
+    # take a worker every few minutes.
+    backoff_base: Duration = timedelta(minutes=30)
+    backoff_max: Duration = timedelta(hours=8)
+    jitter: float = Field(default=0.1, ge=0, le=0.5)  # +/- share of the interval, spreads load
+    # Scheduled scans only inside these windows (manual rescans always run), e.g.
+    # ["Mon-Fri 08:00-18:30"]; empty means any time.
+    windows: tuple[str, ...] = ()
+    timezone: str = "Europe/London"
+    concurrency: int = Field(default=64, ge=1, le=4096)
+    per_site: int = Field(default=4, ge=1, le=1024)  # probes at once per practice (WAN link)
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from scanner.scheduling import parse_window  # the parser lives with the scheduler
+
+        for window in value:
+            parse_window(window)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; e.g. Europe/London") from None
+        return value
+
+
+class LockoutSettings(_Section):
+    """The lockout guard: stop using a credential that keeps failing (DOMAIN.md)."""
+
+    max_failures: int = Field(default=3, ge=1, le=100)
+    window: Duration = timedelta(minutes=10)
+    cooldown: Duration | None = None  # None: suspended until `cmscan credentials resume`
+
+
+class DaemonSettings(_Section):
+    """The daemon's listener, leases and result writing."""
+
+    listen: str = "127.0.0.1:8180"
+    lease: Duration = timedelta(minutes=5)  # must outlast a probe's total deadline
+    grace: Duration = timedelta(seconds=30)  # in-flight probes may finish on shutdown
+    batch_size: int = Field(default=200, ge=1, le=10_000)
+    flush_interval: Duration = timedelta(milliseconds=500)
+    held_results: int = Field(default=20_000, ge=100)  # kept in memory while the database is away
+    poll_interval: Duration = timedelta(seconds=1)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+
+class ApiToken(_Section):
+    """A bearer token, configured by its SHA-256 so the configuration holds no secret."""
+
+    name: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    scopes: tuple[Literal["read", "rescan"], ...] = ("read",)
+
+
+class ApiSettings(_Section):
+    tokens: tuple[ApiToken, ...] = ()
+
+
+class MetricsSettings(_Section):
+    """Deployment metrics: grouping labels (never host names) and how fresh a result must be."""
+
+    group_by: tuple[Literal["icb", "ccg", "pcn", "practice"], ...] = ("ccg",)
+    cache: Duration = timedelta(seconds=10)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """HOST:PORT (IPv6 as [::1]:PORT) as a (host, port) pair, or ValueError."""
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
+        raise ValueError(f"{value!r} is not HOST:PORT, e.g. 127.0.0.1:8180")
+    return host.strip("[]"), int(port)
+
+
 class Settings(BaseSettings):
     """Everything cmscan can be configured with. Secrets are referenced, never stored here."""
 
@@ -84,6 +184,22 @@ class Settings(BaseSettings):
     timeouts: TimeoutSettings = TimeoutSettings()
     winrm: WinRMSettings = WinRMSettings()
     ssh: SSHSettings = SSHSettings()
+    # A host whose last good result is older than this is "stale" in reports and metrics.
+    freshness: Duration = timedelta(days=7)
+    schedule: ScheduleSettings = ScheduleSettings()
+    lockout: LockoutSettings = LockoutSettings()
+    daemon: DaemonSettings = DaemonSettings()
+    api: ApiSettings = ApiSettings()
+    metrics: MetricsSettings = MetricsSettings()
+
+    @model_validator(mode="after")
+    def _lease_outlasts_probes(self) -> Settings:
+        if self.daemon.lease <= self.timeouts.total:
+            raise ValueError(
+                f"daemon.lease ({self.daemon.lease}) must be longer than timeouts.total"
+                f" ({self.timeouts.total}), or a slow probe's host could be scanned twice"
+            )
+        return self
 
     @field_validator("database_url")
     @classmethod

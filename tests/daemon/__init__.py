@@ -1,0 +1,1 @@
+"""Tests of the scanner daemon: scheduling, lockout guard, leases, sweeps and rescans."""
