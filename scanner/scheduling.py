@@ -121,7 +121,7 @@ class Schedule:
             return self.interval_noncompliant
         exponent = max(consecutive_failures - 1, 0)
         # Cap the exponent too: 2**n overflows timedelta long before it matters.
-        backoff = self.backoff_base * (2 ** min(exponent, 30))
+        backoff = self.backoff_base * (1 << min(exponent, 30))
         return min(backoff, self.backoff_max)
 
     def next_due(
