@@ -231,3 +231,17 @@ class SSHHostKey(SQLModel, table=True):
     fingerprint: str = Field(max_length=128)  # SHA256:..., as ssh-keygen -l prints it
     public_key: str = Field(sa_type=sa.Text)
     pinned_at: datetime = _when()
+
+
+class ScannerInstance(SQLModel, table=True):
+    """A running daemon, so that commands can tell whether anyone will pick up a rescan."""
+
+    __tablename__ = "scanner_instance"
+
+    id: str = Field(primary_key=True, max_length=100)  # also the lease owner name
+    hostname: str = Field(max_length=253)
+    pid: int
+    version: str = Field(max_length=32)
+    started_at: datetime = _when()
+    heartbeat_at: datetime = _when(index=True)
+    stopped_at: datetime | None = _when(nullable=True)

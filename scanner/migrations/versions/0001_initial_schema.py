@@ -184,7 +184,25 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "scanner_instance",
+        sa.Column("id", sa.String(length=100), nullable=False),
+        sa.Column("hostname", sa.String(length=253), nullable=False),
+        sa.Column("pid", sa.Integer(), nullable=False),
+        sa.Column("version", sa.String(length=32), nullable=False),
+        sa.Column("started_at", UTC_TIME, nullable=False),
+        sa.Column("heartbeat_at", UTC_TIME, nullable=False),
+        sa.Column("stopped_at", UTC_TIME, nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("scanner_instance", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_scanner_instance_heartbeat_at"), ["heartbeat_at"], unique=False
+        )
+
+
 def downgrade() -> None:
+    op.drop_table("scanner_instance")
     op.drop_table("waiver")
     with op.batch_alter_table("status_change", schema=None) as batch_op:
         batch_op.drop_index("ix_status_change_host_at")

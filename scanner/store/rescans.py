@@ -1,0 +1,177 @@
+"""On-demand rescans: requests that any daemon picks up, and their progress."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from scanner.model import Host, HostState, RescanRequest, Scan, Status
+from scanner.store.hosts import find_host
+
+NOTIFY_CHANNEL = "cmscan_rescan"  # PostgreSQL LISTEN/NOTIFY channel daemons wait on
+
+
+class RescanError(ValueError):
+    """A rescan request selects nothing, or names hosts that are not inventoried."""
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """Which hosts to rescan; the fields combine (all must match)."""
+
+    hosts: tuple[str, ...] = ()
+    practice: str | None = None
+    ccg: str | None = None
+    status: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            k: v
+            for k, v in (
+                ("hosts", list(self.hosts)),
+                ("practice", self.practice),
+                ("ccg", self.ccg),
+                ("status", self.status),
+            )
+            if v
+        }
+
+    def describe(self) -> str:
+        parts = []
+        if self.hosts:
+            parts.append("hosts " + ", ".join(self.hosts))
+        for name in ("practice", "ccg", "status"):
+            if getattr(self, name):
+                parts.append(f"{name} {getattr(self, name)}")
+        return "; ".join(parts) or "everything"
+
+
+async def select_hosts(session: AsyncSession, selector: Selector) -> list[int]:
+    """Ids of the hosts in service that a selector names; unknown host names are an error."""
+    if not (selector.hosts or selector.practice or selector.ccg or selector.status):
+        raise RescanError("say which hosts: --host, --practice, --ccg or --status")
+    if selector.status is not None and selector.status not in set(Status):
+        raise RescanError(f"unknown status {selector.status!r}; use one of {', '.join(Status)}")
+    query = (
+        sa.select(col(Host.id))
+        .join(HostState, col(HostState.host_id) == col(Host.id))
+        .where(col(Host.retired_at).is_(None))
+    )
+    if selector.hosts:
+        ids, unknown = [], []
+        for name in selector.hosts:
+            host = await find_host(session, name=name)
+            if host is None or host.retired_at is not None:
+                unknown.append(name)
+            else:
+                ids.append(host.id)
+        if unknown:
+            raise RescanError(f"not in the inventory: {', '.join(unknown)}")
+        query = query.where(col(Host.id).in_(ids))
+    if selector.practice:
+        query = query.where(col(Host.practice_code) == selector.practice.strip().upper())
+    if selector.ccg:
+        query = query.where(col(Host.ccg_code) == selector.ccg.strip().upper())
+    if selector.status:
+        query = query.where(col(HostState.status) == selector.status)
+    return sorted(i for i in (await session.execute(query)).scalars() if i is not None)
+
+
+async def request_rescan(
+    session: AsyncSession, *, selector: Selector, requested_by: str, now: datetime
+) -> RescanRequest:
+    """Queue a rescan of the selected hosts; on PostgreSQL, wake the daemons at commit."""
+    ids = await select_hosts(session, selector)
+    if not ids:
+        raise RescanError(f"no host in service matches {selector.describe()}")
+    # A host waiting under an older request moves to this one; the older request stops
+    # counting it so that it can still complete.
+    earlier = Counter(
+        (
+            await session.execute(
+                sa.select(col(HostState.rescan_request_id)).where(
+                    col(HostState.host_id).in_(ids), col(HostState.rescan_request_id).is_not(None)
+                )
+            )
+        ).scalars()
+    )
+    request = RescanRequest(
+        selector=selector.to_json(),
+        requested_at=now,
+        requested_by=requested_by[:100],
+        host_count=len(ids),
+    )
+    session.add(request)
+    await session.flush()
+    for old_id, moved in earlier.items():
+        await session.execute(
+            sa.update(RescanRequest)
+            .where(col(RescanRequest.id) == old_id)
+            .values(host_count=col(RescanRequest.host_count) - moved)
+        )
+        await session.execute(
+            sa.update(RescanRequest)
+            .where(
+                col(RescanRequest.id) == old_id,
+                col(RescanRequest.state) != "done",
+                col(RescanRequest.done_count) >= col(RescanRequest.host_count),
+            )
+            .values(state="done", finished_at=now)
+        )
+    await session.execute(
+        sa.update(HostState)
+        .where(col(HostState.host_id).in_(ids))
+        .values(rescan_request_id=request.id)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, str(request.id))))
+    return request
+
+
+@dataclass(frozen=True, slots=True)
+class RescanResult:
+    """One host's scan done for a request, as `cmscan rescan --wait` prints it."""
+
+    hostname: str
+    outcome: str
+    reason: str
+    status: str
+    failing_rules: tuple[str, ...]
+
+
+async def rescan_results(
+    session: AsyncSession, *, request_id: int
+) -> tuple[RescanRequest | None, list[RescanResult]]:
+    request = await session.get(RescanRequest, request_id)
+    if request is None:
+        return None, []
+    rows = await session.execute(
+        sa.select(
+            col(Host.hostname),
+            col(Scan.outcome),
+            col(Scan.reason),
+            col(HostState.status),
+            col(HostState.failing_rules),
+        )
+        .join(Host, col(Host.id) == col(Scan.host_id))
+        .join(HostState, col(HostState.host_id) == col(Scan.host_id))
+        .where(col(Scan.rescan_request_id) == request_id)
+        .order_by(col(Scan.finished_at), col(Scan.id))
+    )
+    results = [
+        RescanResult(name, outcome, reason, status, tuple(rules or ()))
+        for name, outcome, reason, status, rules in rows.all()
+    ]
+    return request, results
+
+
+async def pending_requests(session: AsyncSession) -> Sequence[RescanRequest]:
+    query = sa.select(RescanRequest).where(col(RescanRequest.state) != "done")
+    return (await session.execute(query.order_by(col(RescanRequest.id)))).scalars().all()

@@ -1,0 +1,107 @@
+"""Recording finished scans: history rows, the host's new state, and rescan progress, in batches."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from scanner.model import HostState, RescanRequest, Scan
+from scanner.policy import Policy
+from scanner.results import REASON_LIMIT, CompletedScan, Transition, apply_scan, grade
+from scanner.scheduling import Schedule
+from scanner.store.history import set_status
+
+
+def _scan_row(scan: CompletedScan, scanner_id: str) -> dict[str, Any]:
+    result = scan.result
+    return {
+        "host_id": scan.host_id,
+        "started_at": scan.started_at,
+        "finished_at": scan.finished_at,
+        "outcome": result.outcome.value,
+        "reason": result.reason[:REASON_LIMIT],
+        "duration_s": round(result.duration_s, 3),
+        "transport": result.transport,
+        "trigger": scan.trigger,
+        "rescan_request_id": scan.rescan_request_id,
+        "scanner_id": scanner_id,
+        "facts": result.facts.model_dump(mode="json") if result.facts is not None else None,
+    }
+
+
+async def record_scans(
+    session: AsyncSession,
+    *,
+    scans: Sequence[CompletedScan],
+    scanner_id: str,
+    policy: Policy,
+    schedule: Schedule,
+    rng: random.Random,
+    waivers: Mapping[int, set[str]],
+    now: datetime,
+) -> list[Transition | None]:
+    """Write a batch of scans in the caller's transaction; one Transition per scan, or None
+    where a newer result (or another replica's live lease) already owns the host's state."""
+    if not scans:
+        return []
+    ids = sorted({scan.host_id for scan in scans})
+    states = {
+        state.host_id: state
+        for state in (
+            await session.execute(sa.select(HostState).where(col(HostState.host_id).in_(ids)))
+        ).scalars()
+    }
+    inserted = await session.execute(
+        sa.insert(Scan).returning(col(Scan.id), sort_by_parameter_order=True),
+        [_scan_row(scan, scanner_id) for scan in scans],
+    )
+    scan_ids = [row[0] for row in inserted.all() if row[0] is not None]
+    transitions: list[Transition | None] = []
+    for scan, scan_id in zip(scans, scan_ids, strict=True):
+        state = states.get(scan.host_id)
+        if state is None or _superseded(state, scan, scanner_id, now):
+            transitions.append(None)
+            continue
+        status, verdict = grade(policy, scan, waivers.get(scan.host_id, set()))
+        reason = apply_scan(
+            state, scan, status=status, verdict=verdict, scan_id=scan_id, schedule=schedule, rng=rng
+        )
+        set_status(session, state, status, at=scan.finished_at, reason=reason)
+        transitions.append(Transition(status=status, reason=reason, verdict=verdict))
+    await _count_rescans(session, scans, now)
+    return transitions
+
+
+def _superseded(state: HostState, scan: CompletedScan, scanner_id: str, now: datetime) -> bool:
+    if state.last_scan_at is not None and state.last_scan_at > scan.started_at:
+        return True  # someone recorded a newer scan of this host meanwhile
+    held_by_other = state.lease_owner not in (None, scanner_id)
+    return held_by_other and state.lease_expires_at is not None and state.lease_expires_at > now
+
+
+async def _count_rescans(
+    session: AsyncSession, scans: Sequence[CompletedScan], now: datetime
+) -> None:
+    done = Counter(scan.rescan_request_id for scan in scans if scan.rescan_request_id is not None)
+    for request_id, count in done.items():
+        await session.execute(
+            sa.update(RescanRequest)
+            .where(col(RescanRequest.id) == request_id)
+            .values(done_count=col(RescanRequest.done_count) + count, state="running")
+        )
+    if done:
+        await session.execute(
+            sa.update(RescanRequest)
+            .where(
+                col(RescanRequest.id).in_(sorted(done)),
+                col(RescanRequest.done_count) >= col(RescanRequest.host_count),
+            )
+            .values(state="done", finished_at=now)
+        )
