@@ -89,6 +89,9 @@ class ProbeInfo(_Model):
     # The product name patterns the probe filtered by: a product outside them cannot
     # appear in `products`, which the policy engine needs to know before re-grading.
     patterns: tuple[str, ...] = ()
+    # What the probe could not read (a missing WMI class, an unreadable key): the facts
+    # it reports are still true, but a reader should know where they are incomplete.
+    warnings: tuple[str, ...] = ()
 
 
 class Facts(_Model):
@@ -132,6 +135,9 @@ def parse_probe_output(output: str | bytes) -> Facts:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ProbeOutputError(f"malformed JSON at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError:
+        # json recurses per nesting level; a hostile document fits in the size cap.
+        raise ProbeOutputError("malformed JSON: nested too deeply") from None
     if not isinstance(document, dict):
         raise ProbeOutputError(f"expected a JSON object, got {type(document).__name__}")
     version = document.get("schema_version")

@@ -1,0 +1,1 @@
+"""Tests of the probe, its facts, and the WinRM and SSH collectors."""
