@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from urllib.parse import urlsplit
 from collectors.facts import BrowserCookiePolicy, Facts, Product, SmartCardType
 from scanner.policy import schema
 from scanner.policy.versions import NEGATED, VersionRequirement, try_parse_version
+from scanner.policy.wildcards import translate
 
 # .NET Framework 4.x Release values of the first build of each version (Microsoft's table),
 # only to print a threshold the way people say it: 528040 is "4.8".
@@ -55,13 +55,14 @@ class Matcher:
 
     def __init__(self, patterns: Sequence[str], mode: str) -> None:
         self.patterns = tuple(patterns)
-        # A glob matches the whole name, as -like does; one alternation of the (anchored)
-        # translations is much faster than one regex per pattern. Regular expressions are
-        # searched anywhere, as grep does, and kept apart so their groups stay their own.
+        # A glob matches the whole name by PowerShell's -like rules, exactly as the probe
+        # filters products; one alternation of the anchored translations is much faster than
+        # one regex per pattern. Regular expressions are searched anywhere, as grep does, and
+        # kept apart so that their groups stay their own.
         self._tests: tuple[Callable[[str], re.Match[str] | None], ...]
         if mode == "glob":
-            joined = "|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)
-            self._tests = (re.compile(joined, re.IGNORECASE).match,)
+            joined = "|".join(translate(p) for p in patterns)
+            self._tests = (re.compile(joined, re.IGNORECASE | re.DOTALL).match,)
         else:
             self._tests = tuple(re.compile(p, re.IGNORECASE).search for p in patterns)
 

@@ -107,19 +107,34 @@ def _problems(doc: YamlDocument, exc: ValidationError) -> list[str]:
     return problems
 
 
-def _duplicate_ids(doc: YamlDocument, spec: schema.PolicySpec) -> list[str]:
+def _duplicate_ids(doc: YamlDocument) -> list[str]:
+    """Rules sharing an id; read from the raw data so it is reported with any other problem."""
+    rules = doc.data.get("rules") if isinstance(doc.data, dict) else None
     first: dict[str, int] = {}
     problems = []
-    for index, rule in enumerate(spec.rules):
-        if rule.id in first:
-            earlier = doc.where(["rules", first[rule.id], "id"])
+    for index, rule in enumerate(rules if isinstance(rules, list) else []):
+        rule_id = rule.get("id") if isinstance(rule, dict) else None
+        if not isinstance(rule_id, str):
+            continue
+        if rule_id in first:
+            earlier = doc.where(["rules", first[rule_id], "id"])
             problems.append(
                 f"{doc.where(['rules', index, 'id'])}: rules[{index}].id: duplicate rule id"
-                f" {rule.id!r} (first defined at {earlier})"
+                f" {rule_id!r} (first defined at {earlier})"
             )
         else:
-            first[rule.id] = index
+            first[rule_id] = index
     return problems
+
+
+def _position(problem: str) -> tuple[int, int]:
+    """(line, column) of a `file:line:col: message` problem, for listing them in file order."""
+    head = problem.split(": ", 1)[0]
+    try:
+        line, column = head.rsplit(":", 2)[1:]
+        return int(line), int(column)
+    except ValueError:
+        return 0, 0
 
 
 def _parse(text: str, filename: str) -> tuple[YamlDocument, schema.PolicySpec]:
@@ -152,13 +167,13 @@ def _parse(text: str, filename: str) -> tuple[YamlDocument, schema.PolicySpec]:
                 f" (this cmscan reads format {schema.FORMAT})"
             ]
         )
+    problems = _duplicate_ids(doc)
     try:
         spec = schema.PolicySpec.model_validate(doc.data)
     except ValidationError as exc:
-        raise PolicyError(_problems(doc, exc)) from None
-    problems = _duplicate_ids(doc, spec)
+        problems += _problems(doc, exc)
     if problems:
-        raise PolicyError(problems)
+        raise PolicyError(sorted(problems, key=_position))
     return doc, spec
 
 

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from scanner.policy.versions import VersionError, VersionRequirement
+from scanner.policy.wildcards import WildcardError, compile_wildcard
 
 FORMAT = 1
 
@@ -53,12 +54,23 @@ BROWSERS: tuple[Browser, ...] = ("chrome", "edge")
 
 
 def _check_patterns(patterns: list[str] | None, info: ValidationInfo) -> list[str] | None:
-    if patterns is not None and info.data.get("match") == "regex":
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    regex = info.data.get("match") == "regex"
+    for pattern in patterns or ():
+        try:
+            re.compile(pattern) if regex else compile_wildcard(pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+        except WildcardError as exc:
+            raise ValueError(f"invalid wildcard: {exc}") from None
+    return patterns
+
+
+def _check_wildcards(patterns: list[str]) -> list[str]:
+    for pattern in patterns:
+        try:
+            compile_wildcard(pattern)
+        except WildcardError as exc:
+            raise ValueError(f"invalid wildcard: {exc}") from None
     return patterns
 
 
@@ -262,6 +274,8 @@ class PolicySpec(_Strict):
     title: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)
     watch: Patterns
+
+    _wildcards = field_validator("watch")(_check_wildcards)
     rules: Annotated[list[RuleSpec], Field(min_length=1, max_length=500)]
 
 
