@@ -359,6 +359,8 @@ class SitePattern:
             rest = host_part
         subdomains = rest.startswith("[*.]")
         host = rest.removeprefix("[*.]")
+        if host.startswith("[") and host.endswith("]"):  # an IPv6 literal, as URLs write it
+            host = host[1:-1]
         if host in ("", "*"):
             return cls(scheme, None, False, port)
         return cls(scheme, host, subdomains, port)
