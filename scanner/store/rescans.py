@@ -53,9 +53,13 @@ class Selector:
         return "; ".join(parts) or "everything"
 
 
-async def select_hosts(session: AsyncSession, selector: Selector) -> list[int]:
-    """Ids of the hosts in service that a selector names; unknown host names are an error."""
-    if not (selector.hosts or selector.practice or selector.ccg or selector.status):
+async def select_hosts(
+    session: AsyncSession, selector: Selector, *, everything_if_empty: bool = False
+) -> list[int]:
+    """Ids of the hosts in service that a selector names; unknown host names are an error.
+    An empty selector is an error unless `everything_if_empty` (a sweep of the whole fleet)."""
+    empty = not (selector.hosts or selector.practice or selector.ccg or selector.status)
+    if empty and not everything_if_empty:
         raise RescanError("say which hosts: --host, --practice, --ccg or --status")
     if selector.status is not None and selector.status not in set(Status):
         raise RescanError(f"unknown status {selector.status!r}; use one of {', '.join(Status)}")

@@ -183,7 +183,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
 
-
     op.create_table(
         "scanner_instance",
         sa.Column("id", sa.String(length=100), nullable=False),
