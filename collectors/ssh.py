@@ -281,6 +281,7 @@ class _ConnectionState:
     """What one connection attempt learnt, for the outcome and its reason."""
 
     connected: bool = False
+    logged_in: bool = False
     presented: PinnedKey | None = None
     pinned: PinnedKey | None = None
     mismatch: PinnedKey | None = None  # a presented key that was refused
@@ -322,6 +323,7 @@ class _Client(asyncssh.SSHClient):
         return False
 
     def auth_completed(self) -> None:
+        self._state.logged_in = True
         if self._state.presented is None and self._conn is not None:
             # A trusted key matched without a callback: fetch it for the scan's details.
             key = self._conn.get_server_host_key()
@@ -398,7 +400,12 @@ def _translate(
     if isinstance(exc, TimeoutError):
         if not state.connected:
             return Outcome.UNREACHABLE, f"connect to {where} timed out"
-        return Outcome.TIMEOUT, f"no complete answer within {_budget(timeouts)}"
+        if not state.logged_in:
+            return Outcome.TIMEOUT, (
+                f"{where} accepted the connection but did not complete the SSH login"
+                f" within {min(timeouts.connect, timeouts.total):g}s"
+            )
+        return Outcome.TIMEOUT, f"the probe did not finish within {_budget(timeouts)}"
     if isinstance(exc, _ProbeFailedError):
         return Outcome.PROBE_ERROR, str(exc)
     if isinstance(exc, _OutputTooLargeError):
@@ -418,7 +425,7 @@ def _translate(
     if isinstance(exc, socket.gaierror):
         return Outcome.UNREACHABLE, f"cannot resolve {target.dial}: {_short(exc.strerror)}"
     if isinstance(exc, OSError):
-        detail = exc.strerror or (os.strerror(exc.errno) if exc.errno else type(exc).__name__)
+        detail = os.strerror(exc.errno) if exc.errno else exc.strerror or type(exc).__name__
         if state.connected:
             return Outcome.PROTOCOL_ERROR, f"{where}: {_short(detail)}"
         return Outcome.UNREACHABLE, f"cannot connect to {where}: {_short(detail)}"
@@ -460,4 +467,4 @@ def _short(text: str | None, limit: int = 200) -> str:
 
 
 def _budget(timeouts: Timeouts) -> str:
-    return f"{min(timeouts.operation, timeouts.total):g}s operation / {timeouts.total:g}s total"
+    return f"{min(timeouts.operation, timeouts.total):g}s (operation) / {timeouts.total:g}s (total)"
