@@ -142,7 +142,8 @@ def epraccur_csv(fleet: Fleet) -> str:
         row[12] = practice.status
         row[13] = "B"
         row[14] = practice.ccg
-        row[15] = max(practice.opened, "20220701")  # joined its current commissioner
+        # Practices open in July 2022 joined their commissioner when ICBs took over from CCGs.
+        row[15] = practice.opened if practice.closed else max(practice.opened, "20220701")
         row[16] = practice.closed
         row[17] = practice.phone
         row[21] = "0"

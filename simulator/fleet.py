@@ -69,6 +69,7 @@ class FleetOptions:
                 f"unknown transport {self.transport!r}; use one of {', '.join(TRANSPORT_CHOICES)}"
             )
         mix_profiles(self.mix)  # raises for an unknown mix
+        addresses(self.base_address, self.hosts)  # raises when they do not fit on loopback
 
 
 class SimHost:

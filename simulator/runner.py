@@ -36,6 +36,14 @@ ADMIN_ADDRESS = "127.0.0.1"
 FD_BASELINE = 256
 
 
+class _AdminServer(uvicorn.Server):
+    """uvicorn without its signal handling: whoever runs the fleet owns SIGINT and SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class FleetStartError(Exception):
     """The fleet cannot start as asked; the message says why and what to do."""
 
@@ -222,7 +230,7 @@ class RunningFleet:
     async def _start_admin(self) -> None:
         app = admin_app(self.admin, self.admin_token, self.manifest)
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
-        self._admin_server = uvicorn.Server(config)
+        self._admin_server = _AdminServer(config)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
