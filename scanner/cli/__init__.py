@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from scanner import __version__
-from scanner.cli import database, inventory
+from scanner.cli import database, inventory, policy, simulate, waive
 
 app = typer.Typer(
     name="cmscan",
@@ -39,6 +39,9 @@ def _root(
 
 app.add_typer(database.app, name="db")
 app.add_typer(inventory.app, name="inventory")
+app.add_typer(policy.app, name="policy")
+app.command("waive")(waive.waive)
+app.command("simulate", help=simulate.HELP)(simulate.simulate)
 
 
 def main() -> None:
