@@ -73,6 +73,7 @@ class RegradeReport:
     # Hosts probed without some pattern the policy watches: products it matches cannot be in
     # their facts until they are scanned again.
     needs_rescan: list[str] = field(default_factory=list)
+    unseen_patterns: list[str] = field(default_factory=list)  # what those hosts' probes lacked
     rescan_request_id: int | None = None
     policy_version_id: int | None = None
     duration_s: float = 0.0
@@ -123,8 +124,10 @@ async def _regrade_batch(
             report.unreadable.append(hostname)
             continue
         report.regraded += 1
-        if missing_patterns(policy, facts):
+        missing = missing_patterns(policy, facts)
+        if missing:
             report.needs_rescan.append(hostname)
+            report.unseen_patterns.extend(p for p in missing if p not in report.unseen_patterns)
         verdict = evaluate(policy, facts, waived=waivers.get(state.host_id, ()))
         graded = state.status in GRADED
         if graded and state.status != verdict.status:
