@@ -1,0 +1,113 @@
+"""What every WinRS shell shares (the cmd shell and the PowerShell plugin): identity, the
+CreateResponse, waiting for output within OperationTimeout, and ReceiveResponse streams."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+from collections.abc import Iterable
+
+from simulator import wsman
+from simulator.behaviour import SimulatedHost
+
+DONE = f"{wsman.RSP}/CommandState/Done"
+RUNNING = f"{wsman.RSP}/CommandState/Running"
+# Room the envelope around Receive streams takes (headers, CommandState, tags), in bytes.
+ENVELOPE_OVERHEAD = 2048
+STREAM_OVERHEAD = 120
+
+
+class Shell:
+    """A shell on the simulated host; subclasses implement Command, Send, Signal and Receive."""
+
+    input_streams = "stdin"
+    output_streams = "stdout stderr"
+
+    def __init__(
+        self, shell_id: str, resource_uri: str, host: SimulatedHost, *, owner: str, client_ip: str
+    ) -> None:
+        self.shell_id = shell_id
+        self.resource_uri = resource_uri
+        self.host = host
+        self.owner = owner
+        self.client_ip = client_ip
+        self.created = datetime.datetime.now(datetime.UTC)
+
+    def created_body(self, address: str) -> str:
+        """The wxf:CreateResponse body: the new shell's address and its description."""
+        shell_id = wsman.xml_text(self.shell_id)
+        uri = wsman.xml_text(self.resource_uri)
+        return (
+            f"<x:ResourceCreated><a:Address>{wsman.xml_text(address)}</a:Address>"
+            f"<a:ReferenceParameters><w:ResourceURI>{uri}</w:ResourceURI><w:SelectorSet>"
+            f'<w:Selector Name="ShellId">{shell_id}</w:Selector></w:SelectorSet>'
+            f"</a:ReferenceParameters></x:ResourceCreated>"
+            f"<rsp:Shell><rsp:ShellId>{shell_id}</rsp:ShellId>"
+            f"<rsp:ResourceUri>{uri}</rsp:ResourceUri>"
+            f"<rsp:Owner>{wsman.xml_text(self.owner)}</rsp:Owner>"
+            f"<rsp:ClientIP>{wsman.xml_text(self.client_ip)}</rsp:ClientIP>"
+            f"<rsp:IdleTimeOut>PT7200.000S</rsp:IdleTimeOut>"
+            f"<rsp:InputStreams>{self.input_streams}</rsp:InputStreams>"
+            f"<rsp:OutputStreams>{self.output_streams}</rsp:OutputStreams>"
+            f"<rsp:ShellRunTime>P0DT0H0M0S</rsp:ShellRunTime>"
+            f"<rsp:ShellInactivity>P0DT0H0M0S</rsp:ShellInactivity></rsp:Shell>"
+        )
+
+    def command(self, request: wsman.Request, script_run: float) -> str:
+        """Start a command; returns its CommandId."""
+        raise wsman.unsupported_action(request.action)
+
+    def send(self, request: wsman.Request) -> None:
+        raise wsman.unsupported_action(request.action)
+
+    def signal(self, request: wsman.Request) -> None:
+        raise wsman.unsupported_action(request.action)
+
+    async def receive(self, request: wsman.Request) -> str:
+        """The ReceiveResponse body, waiting at most the request's OperationTimeout."""
+        raise wsman.unsupported_action(request.action)
+
+    def close(self) -> None:
+        """Release what the shell holds (the shell was deleted or the host went away)."""
+
+
+async def wait_until(ready_at: float, limit: float) -> None:
+    """Sleep until `ready_at` (loop time), or fault with w:TimedOut if that is too far away."""
+    loop = asyncio.get_running_loop()
+    delay = ready_at - loop.time()
+    if delay > limit:
+        await asyncio.sleep(limit)
+        raise wsman.timed_out()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+def stream_budget(request: wsman.Request) -> int:
+    """How many raw bytes of stream data fit in one ReceiveResponse for this client."""
+    return max(1024, (request.max_envelope_size - ENVELOPE_OVERHEAD) * 3 // 4)
+
+
+def stream_xml(name: str, data: bytes, command_id: str | None, *, end: bool = False) -> str:
+    command = f" CommandId={wsman.xml_attr(command_id)}" if command_id else ""
+    ending = ' End="true"' if end else ""
+    payload = base64.b64encode(data).decode("ascii")
+    return f'<rsp:Stream Name="{name}"{command}{ending}>{payload}</rsp:Stream>'
+
+
+def receive_body(
+    streams: Iterable[str], command_id: str | None, state: str | None, exit_code: int | None = None
+) -> str:
+    """A ReceiveResponse: the streams, then the command's state when there is a command."""
+    parts = ["<rsp:ReceiveResponse>", *streams]
+    if command_id is not None and state is not None:
+        attribute = wsman.xml_attr(command_id)
+        if exit_code is None:
+            parts.append(f'<rsp:CommandState CommandId={attribute} State="{state}"/>')
+        else:
+            parts.append(
+                f'<rsp:CommandState CommandId={attribute} State="{state}">'
+                f"<rsp:ExitCode>{exit_code}</rsp:ExitCode></rsp:CommandState>"
+            )
+    parts.append("</rsp:ReceiveResponse>")
+    return "".join(parts)
