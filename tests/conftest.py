@@ -10,6 +10,8 @@ import pytest
 from scanner import db
 from tests.support import throwaway_postgres_database
 
+pytest_plugins = ["tests.fleet"]
+
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
