@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -93,9 +93,22 @@ def missing_patterns(policy: Policy, facts: Facts) -> list[str]:
     return [p for p in policy.watched_patterns if p.casefold() not in used]
 
 
-def _batch_query(after: int, ids: Sequence[int] | None) -> Select[HostState, str, str | None]:
+_Row = tuple[int, str, dict[str, Any] | None, dict[str, Any] | None, str | None, str, str | None]
+
+
+def _batch_query(after: int, ids: Sequence[int] | None) -> Select[Any]:
+    # Plain columns, not ORM objects: the unit of work's per-object bookkeeping costs more
+    # than evaluating the policy, and the changes are written in bulk below.
     query = (
-        select(HostState, col(Host.hostname), col(Host.ccg_code))
+        select(
+            col(HostState.host_id),
+            col(HostState.status),
+            col(HostState.facts),
+            col(HostState.verdict),
+            col(HostState.policy_hash),
+            col(Host.hostname),
+            col(Host.ccg_code),
+        )
         .join(Host, col(Host.id) == col(HostState.host_id))
         .where(col(HostState.facts).is_not(None), col(Host.retired_at).is_(None))
         .order_by(col(HostState.host_id))
@@ -107,19 +120,22 @@ def _batch_query(after: int, ids: Sequence[int] | None) -> Select[HostState, str
 
 async def _regrade_batch(
     session: AsyncSession,
-    rows: Sequence[Any],
+    rows: Sequence[_Row],
     policy: Policy,
     report: RegradeReport,
     *,
     reason: str,
     now: datetime,
 ) -> None:
-    waivers = await active_waivers(session, host_ids=[s.host_id for s, _, _ in rows], now=now)
-    for state, hostname, ccg in rows:
-        if state.facts is None:  # a JSON null, which SQL's IS NOT NULL lets through
+    waivers = await active_waivers(session, host_ids=[row[0] for row in rows], now=now)
+    verdicts: list[dict[str, Any]] = []
+    statuses: list[dict[str, Any]] = []
+    stand_in = HostState(host_id=0)
+    for host_id, status, stored_facts, stored_verdict, stored_hash, hostname, ccg in rows:
+        if stored_facts is None:  # a JSON null, which SQL's IS NOT NULL lets through
             continue
         try:
-            facts = Facts.model_validate(state.facts)
+            facts = Facts.model_validate(stored_facts)
         except ValidationError:
             report.unreadable.append(hostname)
             continue
@@ -128,21 +144,40 @@ async def _regrade_batch(
         if missing:
             report.needs_rescan.append(hostname)
             report.unseen_patterns.extend(p for p in missing if p not in report.unseen_patterns)
-        verdict = evaluate(policy, facts, waived=waivers.get(state.host_id, ()))
-        graded = state.status in GRADED
-        if graded and state.status != verdict.status:
+        verdict = evaluate(policy, facts, waived=waivers.get(host_id, ()))
+        graded = status in GRADED
+        if graded and status != verdict.status:
             report._count(ccg, verdict.status)
         if report.dry_run:
             continue
         stored = verdict.to_json()
-        if state.verdict != stored or state.policy_hash != policy.content_hash:
-            state.verdict = stored
-            state.failing_rules = verdict.failing_ids
-            state.advisories = verdict.advisory_ids
-            state.policy_id = policy.id
-            state.policy_hash = policy.content_hash
-        if graded:
-            set_status(session, state, verdict.status, at=now, reason=reason)
+        if stored_verdict != stored or stored_hash != policy.content_hash:
+            verdicts.append(
+                {
+                    "host_id": host_id,
+                    "verdict": stored,
+                    "failing_rules": verdict.failing_ids,
+                    "advisories": verdict.advisory_ids,
+                    "policy_id": policy.id,
+                    "policy_hash": policy.content_hash,
+                }
+            )
+        if graded and status != verdict.status:
+            # set_status records the transition; the stand-in carries the row's current
+            # status to it (one object reused: building table models is costly), and the new
+            # status is written with the others in one statement.
+            stand_in.host_id, stand_in.status = host_id, status
+            set_status(session, stand_in, verdict.status, at=now, reason=reason)
+            statuses.append(
+                {
+                    "host_id": host_id,
+                    "status": stand_in.status,
+                    "status_since": stand_in.status_since,
+                }
+            )
+    for changes in (verdicts, statuses):
+        if changes:
+            await session.execute(update(HostState), changes)
 
 
 async def regrade(
@@ -182,8 +217,9 @@ async def regrade(
             if not rows and selected is None:
                 break
             if rows:
-                after = rows[-1][0].host_id
-                await _regrade_batch(session, rows, policy, report, reason=reason, now=now)
+                after = rows[-1][0]
+                batch = [tuple(row) for row in rows]
+                await _regrade_batch(session, batch, policy, report, reason=reason, now=now)
     report.duration_s = time.perf_counter() - started
     return report
 
