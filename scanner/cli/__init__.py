@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from scanner import __version__
-from scanner.cli import database, inventory, policy, simulate, waive
+from scanner.cli import database, inventory, policy, probe, simulate, waive
 
 app = typer.Typer(
     name="cmscan",
@@ -41,6 +41,7 @@ app.add_typer(database.app, name="db")
 app.add_typer(inventory.app, name="inventory")
 app.add_typer(policy.app, name="policy")
 app.command("waive")(waive.waive)
+app.command("probe")(probe.probe)
 app.command("simulate", help=simulate.HELP)(simulate.simulate)
 
 
