@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import resource
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,13 @@ from simulator.admin import FleetAdmin, Selection
 from simulator.behaviour import Fault
 from simulator.fleet import FleetOptions
 from simulator.profiles import WATCHED_PATTERNS, transition
-from simulator.runner import FleetStartError, FleetThread, RunOptions
+from simulator.runner import (
+    FleetStartError,
+    FleetThread,
+    RunOptions,
+    descriptors_needed,
+    raise_file_limit,
+)
 
 PROBE = "<# cmscan-probe/1 #>\nparam([string[]]$Patterns)\n"
 
@@ -222,3 +229,12 @@ def test_listener_options_are_checked(tmp_path: Path) -> None:
         RunOptions(fleet=FleetOptions(hosts=1), out_dir=tmp_path, winrm_port=None)
     with pytest.raises(FleetStartError, match="not a port number"):
         RunOptions(fleet=FleetOptions(hosts=1), out_dir=tmp_path, ssh_port=70000)
+
+
+def test_file_limit_is_raised_or_refused_clearly() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert raise_file_limit(min(soft, 64)) >= 64
+    assert descriptors_needed(5000, 3) > 15000
+    if hard != resource.RLIM_INFINITY:
+        with pytest.raises(FleetStartError, match=r"hard limit is \d+: raise it"):
+            raise_file_limit(hard + 1)
