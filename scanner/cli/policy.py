@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import getpass
+from collections.abc import Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -42,6 +43,8 @@ app = typer.Typer(
     help="Check, show, explain and apply the compliance policy.", no_args_is_help=True
 )
 
+T = TypeVar("T")
+
 # Long host lists are cut in the terminal; the full list is one query away.
 SHOWN_HOSTS = 20
 
@@ -60,6 +63,18 @@ def os_user() -> str:
         return getpass.getuser()
     except (OSError, KeyError):  # no USER variable and no passwd entry (some containers)
         return "unknown"
+
+
+def run_graded(coroutine: Coroutine[Any, Any, T]) -> T:
+    """run(), and exit 2 if the active policy stored in the database cannot be loaded (say,
+    one applied by a newer cmscan)."""
+    try:
+        return run(coroutine)
+    except PolicyError as exc:
+        fail(
+            "the active policy stored in the database cannot be used:\n  "
+            + "\n  ".join(exc.problems)
+        )
 
 
 def _when(moment: datetime | None) -> str:
@@ -117,7 +132,7 @@ def show(
             return policy, "built-in default (no policy has been applied)"
         return policy, f"{_when(row.applied_at)} by {row.applied_by} (policy version #{row.id})"
 
-    policy, applied = run(body())
+    policy, applied = run_graded(body())
     if yaml:
         typer.echo(policy.source, nl=not policy.source.endswith("\n"))
         return
@@ -168,7 +183,7 @@ def explain_(
         finally:
             await db.dispose()
 
-    hostname, state, policy, waived = run(body())
+    hostname, state, policy, waived = run_graded(body())
     if state is None or state.facts is None:
         status = state.status if state is not None else "unknown"
         last = f"; last scan: {state.last_outcome}" if state and state.last_outcome else ""

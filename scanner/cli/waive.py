@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from scanner.cli.common import ConfigOption, DbOption, fail, open_database, out, run, settings
-from scanner.cli.policy import os_user, print_changes
+from scanner.cli.common import ConfigOption, DbOption, fail, open_database, out, settings
+from scanner.cli.policy import os_user, print_changes, run_graded
 from scanner.config import parse_duration
 from scanner.db import Database
 from scanner.model import utcnow
@@ -194,4 +194,4 @@ def waive(
         finally:
             await db.dispose()
 
-    run(body(db))
+    run_graded(body(db))

@@ -6,7 +6,7 @@ from collections.abc import Collection
 
 from collectors.facts import Facts
 from scanner.policy.compiled import Policy
-from scanner.policy.verdict import RuleFinding, Verdict
+from scanner.policy.verdict import RuleFinding, Verdict, one_line
 
 
 def evaluate(policy: Policy, facts: Facts, *, waived: Collection[str] = ()) -> Verdict:
@@ -24,7 +24,11 @@ def evaluate(policy: Policy, facts: Facts, *, waived: Collection[str] = ()) -> V
         if rule.check.test(facts):
             continue
         finding = RuleFinding(
-            rule.id, rule.title, rule.severity, rule.check.explain(facts), rule.remediation
+            rule.id,
+            rule.title,
+            rule.severity,
+            one_line(rule.check.explain(facts)),
+            rule.remediation,
         )
         if waived and rule.id in waived:
             excused.append(finding)

@@ -8,6 +8,7 @@ from typing import Literal
 
 from collectors.facts import Facts
 from scanner.policy.compiled import Policy, Rule
+from scanner.policy.verdict import one_line
 
 Outcome = Literal["pass", "fail", "not applicable", "waived"]
 
@@ -26,11 +27,11 @@ def explain(policy: Policy, facts: Facts, *, waived: Collection[str] = ()) -> li
     """Every rule of `policy`, in order, with its outcome on `facts` and the facts it saw."""
     results = []
     for rule in policy.rules:
-        applies = rule.when.explain(facts) if rule.when is not None else None
+        applies = one_line(rule.when.explain(facts)) if rule.when is not None else None
         if rule.when is not None and not rule.when.test(facts):
-            results.append(RuleResult(rule, "not applicable", rule.when.explain(facts)))
+            results.append(RuleResult(rule, "not applicable", one_line(rule.when.explain(facts))))
             continue
         passed = rule.check.test(facts)
         outcome: Outcome = "pass" if passed else "waived" if rule.id in waived else "fail"
-        results.append(RuleResult(rule, outcome, rule.check.explain(facts), applies))
+        results.append(RuleResult(rule, outcome, one_line(rule.check.explain(facts)), applies))
     return results

@@ -6,6 +6,18 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Severity = Literal["required", "advisory"]
+# Reasons quote what hosts report; a hostile or broken host must not be able to break a
+# log line, a CSV row or a terminal table with newlines, control characters or sheer length.
+REASON_LIMIT = 300
+
+
+def one_line(text: str) -> str:
+    """`text` with every run of whitespace or control characters as one space, cut to length."""
+    cleaned = "".join(c if c.isprintable() else " " for c in text)
+    flat = " ".join(cleaned.split())
+    return flat if len(flat) <= REASON_LIMIT else flat[: REASON_LIMIT - 1] + "…"
+
+
 VerdictStatus = Literal["compliant", "noncompliant"]
 
 

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from scanner import db
 from scanner.cli import app, common
 from scanner.cli.waive import parse_until
+from scanner.model import PolicyVersion
 from scanner.policy import default_policy
 from scanner.policy.loader import default_policy_text
 from tests.policy import builders as b
@@ -252,3 +253,31 @@ def test_until(text: str, expected: datetime) -> None:
 def test_bad_until(text: str) -> None:
     with pytest.raises(ValueError, match="is not a date"):
         parse_until(text, now=NOW)
+
+
+def test_an_unusable_stored_policy_is_reported(url: str) -> None:
+    async def store_bad_policy() -> None:
+        database = db.Database(url)
+        try:
+            async with database.write() as session:
+                session.add(
+                    PolicyVersion(
+                        policy_id="future",
+                        content_hash="0" * 64,
+                        content="format: 2\n",
+                        applied_by="newer cmscan",
+                    )
+                )
+        finally:
+            await database.dispose()
+
+    asyncio.run(store_bad_policy())
+    for args in (
+        ["policy", "show"],
+        ["policy", "explain", "pc1"],
+        ["waive", "pc1", "--rule", "x", "--until", "1d", "--reason", "r"],
+    ):
+        code, _, stderr = cmscan(*args, "--db", url)
+        assert code == 2, args
+        assert "the active policy stored in the database cannot be used:" in stderr
+        assert "policy version 1:1:9: format: unsupported policy format 2" in stderr
