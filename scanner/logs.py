@@ -13,7 +13,11 @@ _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is data.
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn adds a coloured copy of each message
+}
 
 
 def register_secret(value: str) -> None:
@@ -63,5 +67,15 @@ def configure(*, level: str = "info", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("asyncssh", "pypsrp", "spnego", "urllib3", "requests_ntlm", "uvicorn.access"):
+    noisy_loggers = (
+        "asyncssh",
+        "pypsrp",
+        "spnego",
+        "urllib3",
+        "requests_ntlm",
+        "alembic",
+        "uvicorn.access",
+        "uvicorn.error",
+    )
+    for noisy in noisy_loggers:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -104,6 +104,11 @@ class ResultWriter:
         self._wake.set()
 
     @property
+    def unsaved_suspensions(self) -> set[str]:
+        """Profiles suspended here whose suspension is not in the database yet."""
+        return {suspension.profile for suspension in self._suspensions}
+
+    @property
     def pending(self) -> int:
         return len(self._held) + len(self._suspensions)
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import pwd
 import shutil
 import socket
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from typing import NoReturn
 
 import pytest
@@ -74,3 +79,90 @@ def throwaway_postgres_database() -> Iterator[str]:
         with admin.connect() as connection:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+def _postgres_binary(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        missing(f"{name} not found under /usr/lib/postgresql: install postgresql")
+    return found[-1]
+
+
+@contextmanager
+def throwaway_postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test's own (initdb into a temporary directory, a free port),
+    so that a test can stop and start it without disturbing anything else.
+
+    initdb and postgres refuse to run as root; as root they run as the `postgres` user.
+    """
+    initdb, pg_ctl = _postgres_binary("initdb"), _postgres_binary("pg_ctl")
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            missing("running as root, and there is no postgres user to run a test server as")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    base = tempfile.mkdtemp(prefix="cmscan-pg-", dir="/tmp")
+    data = os.path.join(base, "data")
+    if as_postgres:
+        os.chown(base, owner.pw_uid, owner.pw_gid)
+    port = free_port()
+    server = PostgresServer(
+        pg_ctl=pg_ctl,
+        data=data,
+        port=port,
+        run_as=as_postgres,
+        log=os.path.join(base, "server.log"),
+    )
+    try:
+        subprocess.run(
+            [*as_postgres, initdb, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
+            check=True,
+            capture_output=True,
+        )
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@dataclass
+class PostgresServer:
+    pg_ctl: str
+    data: str
+    port: int
+    run_as: list[str]
+    log: str
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        socket_dir = os.path.dirname(self.data)
+        options = f"-p {self.port} -k {socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(
+            [
+                *self.run_as,
+                self.pg_ctl,
+                "-D",
+                self.data,
+                "-l",
+                self.log,
+                "-o",
+                options,
+                "-w",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+    def stop(self) -> None:
+        subprocess.run(
+            [*self.run_as, self.pg_ctl, "-D", self.data, "-m", "fast", "-w", "stop"],
+            check=False,
+            capture_output=True,
+        )

@@ -7,7 +7,18 @@ from typing import Annotated
 import typer
 
 from scanner import __version__
-from scanner.cli import database, inventory, policy, probe, simulate, waive
+from scanner.cli import (
+    credentials,
+    daemon,
+    database,
+    inventory,
+    policy,
+    probe,
+    rescan,
+    scan,
+    simulate,
+    waive,
+)
 
 app = typer.Typer(
     name="cmscan",
@@ -37,6 +48,10 @@ def _root(
     """Agentless compliance scanner for NHS smartcard readiness on Windows fleets."""
 
 
+app.command("daemon")(daemon.daemon)
+app.command("scan")(scan.scan)
+app.command("rescan")(rescan.rescan)
+app.add_typer(credentials.app, name="credentials")
 app.add_typer(database.app, name="db")
 app.add_typer(inventory.app, name="inventory")
 app.add_typer(policy.app, name="policy")

@@ -1,0 +1,151 @@
+"""Running real daemons against a simulated fleet: config files, processes, and waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from scanner import db
+from scanner.importing import import_inventory
+from simulator.runner import FleetThread
+
+# Short deadlines keep black-holed hosts from slowing the tests; the lease must outlast them.
+FAST = """
+[timeouts]
+connect = "1s"
+operation = "3s"
+total = "4s"
+
+[daemon]
+lease = "6s"
+grace = "5s"
+poll_interval = "0.2s"
+flush_interval = "0.2s"
+"""
+
+
+def write_config(
+    fleet: FleetThread, directory: Path, *, database_url: str, extra: str = ""
+) -> Path:
+    """A config for this fleet: its credentials, CA and known_hosts, and the given database."""
+    source = Path(fleet.manifest()["config"]).read_text(encoding="utf-8")
+    lines = [line for line in source.splitlines() if not line.startswith("database_url")]
+    path = directory / "cmscan.toml"
+    path.write_text(
+        f'database_url = "{database_url}"\n' + "\n".join(lines) + FAST + extra, encoding="utf-8"
+    )
+    return path
+
+
+async def import_fleet(database_url: str, fleet: FleetThread) -> None:
+    manifest = fleet.manifest()
+    db.upgrade(database_url)
+    database = db.Database(database_url)
+    try:
+        report = await import_inventory(
+            database,
+            path=Path(manifest["inventory"]),
+            fmt="csv",
+            ods_path=Path(manifest["epraccur"]),
+        )
+        assert report.written, [str(p) for p in report.inventory.problems]
+    finally:
+        await database.dispose()
+
+
+def query(database_url: str, statement: Any) -> list[Any]:
+    """Run a read query with a blocking engine (tests poll while daemons write)."""
+    engine = sa.create_engine(db.sync_url(database_url))
+    try:
+        with engine.connect() as connection:
+            return list(connection.execute(statement).all())
+    finally:
+        engine.dispose()
+
+
+def scalar(database_url: str, statement: Any) -> Any:
+    return query(database_url, statement)[0][0]
+
+
+def wait_for(
+    condition: Callable[[], bool], *, timeout: float, what: str, every: float = 0.25
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class DaemonProcess:
+    """`cmscan daemon` as a user runs it, in its own process."""
+
+    def __init__(
+        self, config: Path, *, database_url: str, log: Path, concurrency: int = 20
+    ) -> None:
+        self.log_path = log
+        self._log_file = log.open("w")
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("CMSCAN_")}
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "scanner",
+                "daemon",
+                "--config",
+                str(config),
+                "--db",
+                database_url,
+                "--listen",
+                "127.0.0.1:0",
+                "--concurrency",
+                str(concurrency),
+            ],
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            env=environment,
+        )
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+        self._log_file.close()
+
+    def terminate(self, timeout: float = 30) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=timeout)
+        self._log_file.close()
+        return code
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+@contextmanager
+def daemons(*processes: DaemonProcess) -> Iterator[None]:
+    """Make sure no daemon outlives its test, whatever happens."""
+    try:
+        yield
+    finally:
+        for process in processes:
+            if process.alive():
+                process.kill()
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
