@@ -14,7 +14,7 @@ from prometheus_client import (
 from scanner import __version__
 
 # The *_created series double the exposition for nothing Grafana or the alerts use.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # Probe durations run from a fraction of a second to the total deadline (90 s by default).
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 90.0, 120.0)
