@@ -81,6 +81,11 @@ class FleetCA:
         ca_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
         return cls(ca_file=ca_file, _key=key, _certificate=certificate)
 
+    @property
+    def issued(self) -> int:
+        """How many host certificates this CA has issued (hosts get one on first use)."""
+        return len(self._issued)
+
     def server_context(self, hostname: str, address: str) -> ssl.SSLContext:
         """A server context whose certificate names DNS:hostname and IP:address (cached)."""
         return self.host_certificate(hostname, address).context

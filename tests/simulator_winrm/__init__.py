@@ -1,0 +1,1 @@
+"""Tests of the simulated hosts' WinRM endpoint, driven by unmodified pypsrp and pywinrm."""
