@@ -12,18 +12,29 @@ class CredentialBook:
     """Profile name -> Credentials, or the reason the profile cannot be used."""
 
     def __init__(self, profiles: Mapping[str, CredentialProfile]) -> None:
+        self._profiles = dict(profiles)
         self._ready: dict[str, Credentials] = {}
         self._broken: dict[str, str] = {}
-        for name, profile in profiles.items():
-            try:
-                credentials = resolve(name, profile)
-            except CredentialError as exc:
-                self._broken[name] = str(exc)
-                continue
-            self._ready[name] = credentials
-            for secret in (credentials.password, credentials.ssh_key_passphrase):
-                if secret is not None:
-                    register_secret(secret.reveal())
+        for name in profiles:
+            self.reload(name)
+
+    def reload(self, name: str) -> None:
+        """Read a profile's secret again: after a suspension is lifted, the password file has
+        usually just been fixed, and a daemon should not need a restart to see it."""
+        profile = self._profiles.get(name)
+        if profile is None:
+            return
+        self._ready.pop(name, None)
+        self._broken.pop(name, None)
+        try:
+            credentials = resolve(name, profile)
+        except CredentialError as exc:
+            self._broken[name] = str(exc)
+            return
+        self._ready[name] = credentials
+        for secret in (credentials.password, credentials.ssh_key_passphrase):
+            if secret is not None:
+                register_secret(secret.reveal())
 
     def get(self, name: str) -> Credentials | str:
         if name in self._ready:

@@ -230,7 +230,8 @@ class Daemon:
             runtime.policy.policy = policy
         local = runtime.lockout.suspended(now)
         for profile in local.keys() - suspended.keys() - runtime.writer.unsaved_suspensions:
-            log.info("credential profile %r resumed", profile)
+            log.info("credential profile %r resumed; its secret was read again", profile)
+            runtime.credentials.reload(profile)
             runtime.lockout.resume(profile)
         for profile, suspension in suspended.items():
             if profile not in local:

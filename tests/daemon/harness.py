@@ -35,15 +35,26 @@ flush_interval = "0.2s"
 
 
 def write_config(
-    fleet: FleetThread, directory: Path, *, database_url: str, extra: str = ""
+    fleet: FleetThread,
+    directory: Path,
+    *,
+    database_url: str,
+    top: str = "",
+    extra: str = "",
+    password_file: Path | None = None,
 ) -> Path:
-    """A config for this fleet: its credentials, CA and known_hosts, and the given database."""
+    """A config for this fleet: its credentials, CA and known_hosts, and the given database.
+    `top` holds root keys (they must precede tables), `extra` more tables."""
     source = Path(fleet.manifest()["config"]).read_text(encoding="utf-8")
     lines = [line for line in source.splitlines() if not line.startswith("database_url")]
+    if password_file is not None:
+        lines = [
+            f'password_file = "{password_file}"' if line.startswith("password_file") else line
+            for line in lines
+        ]
     path = directory / "cmscan.toml"
-    path.write_text(
-        f'database_url = "{database_url}"\n' + "\n".join(lines) + FAST + extra, encoding="utf-8"
-    )
+    text = f'database_url = "{database_url}"\n{top}\n' + "\n".join(lines) + FAST + extra
+    path.write_text(text, encoding="utf-8")
     return path
 
 

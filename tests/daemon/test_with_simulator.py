@@ -10,7 +10,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from collectors.base import Collector, ScanResult, Target, Timeouts
@@ -117,16 +116,13 @@ class Counting:
 
 
 def test_a_wrong_password_for_500_hosts_contacts_at_most_three(
-    simulated_fleet: StartFleet, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    simulated_fleet: StartFleet, sqlite_url: str, tmp_path: Path
 ) -> None:
     fleet = simulated_fleet(hosts=500, seed=5, mix="all-good", https=False, ssh=False)
-    monkeypatch.setenv("CMSCAN_WRONG_PASSWORD", "not-the-password")
-    config = write_config(fleet, tmp_path, database_url=sqlite_url)
-    text = config.read_text().replace("password_file = ", "# password_file = ")
-    text = text.replace(
-        "[credentials.default]", '[credentials.default]\npassword_env = "CMSCAN_WRONG_PASSWORD"'
-    )
-    config.write_text(text)
+    wrong = tmp_path / "wrong-password"
+    wrong.write_text("not-the-password")
+    wrong.chmod(0o600)
+    config = write_config(fleet, tmp_path, database_url=sqlite_url, password_file=wrong)
     asyncio.run(import_fleet(sqlite_url, fleet))
     wrapped: list[Counting] = []
 
