@@ -44,6 +44,7 @@ class WinRMEndpoint:
         self.address = address
         self.http_port: int | None = None
         self.https_port: int | None = None
+        self.requests_served = 0  # HTTP requests answered (or swallowed), for load figures
         self._account = account
         self._ca = ca
         self._servers: list[asyncio.Server] = []
@@ -85,6 +86,7 @@ class WinRMEndpoint:
     # --- HTTP ----------------------------------------------------------------------------
 
     async def _handle(self, request: HTTPRequest, connection: Connection) -> HTTPResponse | None:
+        self.requests_served += 1
         fault = self.host.fault
         if fault is Fault.BLACK_HOLE:
             return None
