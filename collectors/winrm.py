@@ -6,14 +6,15 @@ host that accepts and never answers releases its thread soon after the deadline 
 
 Exceptions become outcomes in one place, `_translate`:
 
-    requests ConnectTimeout, refused, no route,
-             name not found ........................ unreachable
-    requests ReadTimeout, _DeadlineExceeded,
-             _OperationTimeout ..................... timeout
+    _ConnectTimeoutError, refused, no route,
+             name not found, or a connection the
+             host drops before it ever answered .... unreachable
+    _ReadTimeoutError, _DeadlineExceededError,
+             _OperationTimeoutError ................ timeout
     pypsrp AuthenticationError, spnego errors ...... auth_failed
     pypsrp WSManFaultError (quota, access denied),
              WinRMTransportError, WinRMError,
-             requests SSLError, resets, bad XML .... protocol_error
+             TLS failures, later resets, bad XML ... protocol_error
     _ProbeFailedError (PowerShell error, bad or
              oversized output) ..................... probe_error
 """
@@ -23,8 +24,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import errno
 import importlib.util
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Mapping
@@ -149,7 +152,9 @@ class WinRMCollector:
             facts = _parse(output)
         except Exception as exc:  # every failure becomes an outcome; CancelledError passes
             deadline.expire()
-            outcome, reason = _translate(exc, target, timeouts, credentials.profile)
+            outcome, reason = _translate(
+                exc, target, timeouts, credentials.profile, answered=deadline.answered
+            )
             log.debug("%s probe of %s: %s (%s)", self.name, target.hostname, outcome, reason)
             return ScanResult(
                 outcome=outcome,
@@ -182,6 +187,9 @@ class _Deadline:
         self._lock = threading.Lock()
         self._end = time.monotonic() + timeouts.total
         self._expired = False
+        # Whether the host has answered any request: a connection it drops before its first
+        # answer is a refusal (nothing usable listens), one dropped later a broken exchange.
+        self.answered = False
 
     def remaining(self) -> float:
         with self._lock:
@@ -202,6 +210,14 @@ class _Deadline:
 
 class _DeadlineExceededError(Exception):
     """A request would start after the probe's deadline."""
+
+
+class _ConnectTimeoutError(Exception):
+    """The TCP connection was not established within the connect timeout."""
+
+
+class _ReadTimeoutError(Exception):
+    """The host took longer to answer a request than the probe had left."""
 
 
 class _OperationTimeoutError(Exception):
@@ -242,7 +258,15 @@ class _DeadlineAdapter(requests.adapters.BaseAdapter):
             read = min(timeout[1], remaining)
         elif isinstance(timeout, int | float):
             read = min(timeout, remaining)
-        response = self._inner.send(request, stream, (connect, read), verify, cert, proxies)
+        try:
+            response = self._inner.send(request, stream, (connect, read), verify, cert, proxies)
+        except requests.exceptions.ConnectTimeout as exc:
+            # Re-raised as our own: pypsrp would log each timeout as an error with a
+            # traceback and retry it, which a deadline has no time for.
+            raise _ConnectTimeoutError from exc
+        except requests.exceptions.ReadTimeout as exc:
+            raise _ReadTimeoutError from exc
+        self._deadline.answered = True
         # Authentication handlers resend through response.connection: keep them bounded too.
         setattr(response, "connection", self)  # noqa: B010 - requests types it HTTPAdapter
         return response
@@ -385,7 +409,7 @@ def _parse(output: str) -> Facts:
 
 
 def _translate(
-    exc: BaseException, target: Target, timeouts: Timeouts, profile: str
+    exc: BaseException, target: Target, timeouts: Timeouts, profile: str, *, answered: bool
 ) -> tuple[Outcome, str]:
     """The one place where a failure becomes an outcome with a short reason."""
     where = f"{target.dial}:{target.port}"
@@ -393,7 +417,9 @@ def _translate(
         return Outcome.PROBE_ERROR, _short(str(exc))
     if isinstance(exc, _ConfigurationError):
         return Outcome.PROTOCOL_ERROR, str(exc)
-    if isinstance(exc, TimeoutError | _DeadlineExceededError):
+    if isinstance(exc, TimeoutError | _DeadlineExceededError | _ReadTimeoutError):
+        if not answered:
+            return Outcome.TIMEOUT, f"{where} accepted the connection but never answered"
         return Outcome.TIMEOUT, f"no complete answer within {timeouts.total:g}s"
     if isinstance(exc, _OperationTimeoutError):
         return Outcome.TIMEOUT, f"the probe did not finish within {timeouts.operation:g}s"
@@ -407,13 +433,15 @@ def _translate(
     if isinstance(exc, WinRMTransportError):
         return Outcome.PROTOCOL_ERROR, f"HTTP {exc.code} from {where}"
     if isinstance(exc, requests.exceptions.SSLError):
+        if not answered and _dropped(exc):
+            return Outcome.UNREACHABLE, _short(f"cannot connect to {where}: {_root_cause(exc)}")
         return Outcome.PROTOCOL_ERROR, _short(f"TLS with {where}: {_tls_detail(exc)}")
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
+    if isinstance(exc, _ConnectTimeoutError):
         return Outcome.UNREACHABLE, f"connect to {where} timed out"
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return Outcome.TIMEOUT, f"no complete answer within {timeouts.total:g}s"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        if _never_connected(exc):
+    if isinstance(
+        exc, requests.exceptions.ConnectionError | requests.exceptions.ChunkedEncodingError
+    ):
+        if not answered or _never_connected(exc):
             return Outcome.UNREACHABLE, _short(f"cannot connect to {where}: {_root_cause(exc)}")
         return Outcome.PROTOCOL_ERROR, _short(f"connection to {where} broke: {_root_cause(exc)}")
     if isinstance(exc, WinRMError | ParseError | requests.exceptions.RequestException):
@@ -446,6 +474,15 @@ _NEVER_CONNECTED = (
     urllib3.exceptions.NewConnectionError,  # refused, no route (NameResolutionError is one)
     ConnectionRefusedError,
 )
+
+
+def _dropped(exc: BaseException) -> bool:
+    """Whether the connection was cut (reset, EOF), rather than refused by TLS itself."""
+    return any(
+        isinstance(cause, ConnectionError | ssl.SSLEOFError)
+        or (isinstance(cause, OSError) and cause.errno == errno.ENOTCONN)
+        for cause in _causes(exc)
+    )
 
 
 def _never_connected(exc: BaseException) -> bool:

@@ -68,6 +68,7 @@ class FixtureHost:
     name: str = "gp-a81001-ws01.example.nhs.uk"
     fault_mode: Fault | None = None
     delay: float = 0.0  # seconds added to each step
+    script_s: float = 0.0  # seconds the probe itself runs
     runs: int = 0
 
     @property
@@ -81,7 +82,7 @@ class FixtureHost:
     def timing(self) -> Timing:
         slow = 4.0 if self.fault_mode is Fault.SLOW else 1.0
         step = self.delay * slow
-        return Timing(round_trip=step / 4, runspace_open=step, script_run=step)
+        return Timing(round_trip=step / 4, runspace_open=step, script_run=step + self.script_s)
 
     def run_script(self, script: str, parameters: Mapping[str, object]) -> ScriptResult:
         self.runs += 1
