@@ -51,7 +51,7 @@ class Condition(Protocol):
 class Matcher:
     """Case-insensitive name patterns: globs (PowerShell -like) or regular expressions."""
 
-    __slots__ = ("_tests", "patterns")
+    __slots__ = ("_first", "_tests", "patterns")
 
     def __init__(self, patterns: Sequence[str], mode: str) -> None:
         self.patterns = tuple(patterns)
@@ -65,10 +65,13 @@ class Matcher:
             self._tests = (re.compile(joined, re.IGNORECASE | re.DOTALL).match,)
         else:
             self._tests = tuple(re.compile(p, re.IGNORECASE).search for p in patterns)
+        self._first = self._tests[0]
 
     def __call__(self, text: str | None) -> bool:
         if text is None:
             return False
+        if len(self._tests) == 1:  # every glob matcher: skip the generator on the hot path
+            return self._first(text) is not None
         return any(test(text) is not None for test in self._tests)
 
     def __str__(self) -> str:

@@ -13,6 +13,8 @@ REASON_LIMIT = 300
 
 def one_line(text: str) -> str:
     """`text` with every run of whitespace or control characters as one space, cut to length."""
+    if len(text) <= REASON_LIMIT and text.isprintable():  # nearly always: nothing to do
+        return text
     cleaned = "".join(c if c.isprintable() else " " for c in text)
     flat = " ".join(cleaned.split())
     return flat if len(flat) <= REASON_LIMIT else flat[: REASON_LIMIT - 1] + "…"
