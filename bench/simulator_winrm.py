@@ -1,10 +1,10 @@
-"""Benchmark the simulator's WinRM endpoint: the start cost and memory of idle endpoints, and
-the WS-Management requests per second it serves to pypsrp clients in another process.
+"""Benchmark the simulator's WinRM endpoint: idle cost, and requests served to pypsrp clients.
 
     .venv/bin/python bench/simulator_winrm.py idle --hosts 1000
     .venv/bin/python bench/simulator_winrm.py load --hosts 50 --clients 32 --seconds 15
 
-Results are printed and written to bench/results/simulator_winrm.json.
+Clients run in other processes so their GIL is not the endpoint's. Results are printed and
+written to bench/results/simulator_winrm.json.
 """
 
 from __future__ import annotations

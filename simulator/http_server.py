@@ -1,6 +1,8 @@
-"""A small asyncio HTTP/1.1 server (h11) built for thousands of idle listeners: no task per
-connection while idle, TLS started lazily on accepted sockets, and the misbehaviours the
-simulated fleet needs (never answering, resetting mid-response)."""
+"""A small asyncio HTTP/1.1 server (h11) for thousands of mostly idle WinRM listeners.
+
+No task runs per connection while it is idle, TLS starts lazily on accepted sockets, and the
+server can misbehave as the simulated fleet needs: never answer, or reset mid-response.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ MAX_BODY = 2 * 1024 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 # How long a reset connection lets the first half of its response travel before the RST.
 RESET_DELAY = 0.05
+# How long a refused request's remaining input is read and dropped before the socket closes.
+LINGER = 2.0
 
 
 @dataclass(slots=True)
@@ -157,11 +161,11 @@ class HTTPProtocol(asyncio.Protocol):
             try:
                 event = self._h11.next_event()
             except h11.RemoteProtocolError:
-                self._reply_and_close(HTTPResponse(400, close=True))
+                self._reply_and_close(HTTPResponse(400, [("Connection", "close")]))
                 return
             if event is h11.NEED_DATA:
-                if self._h11.our_state is h11.IDLE and self._request is None:
-                    self._arm_idle_timer()
+                # Idle between requests, or stalled half way through one: both time out.
+                self._arm_idle_timer()
                 return
             if event is h11.PAUSED:
                 return
@@ -170,12 +174,12 @@ class HTTPProtocol(asyncio.Protocol):
                 self._body = bytearray()
                 declared = _content_length(event)
                 if declared is not None and declared > MAX_BODY:
-                    self._reply_and_close(HTTPResponse(413, close=True))
+                    self._reply_and_close(HTTPResponse(413, [("Connection", "close")]))
                     return
             elif isinstance(event, h11.Data):
                 self._body += event.data
                 if len(self._body) > MAX_BODY:
-                    self._reply_and_close(HTTPResponse(413, close=True))
+                    self._reply_and_close(HTTPResponse(413, [("Connection", "close")]))
                     return
             elif isinstance(event, h11.EndOfMessage):
                 request = self._finish_request()
@@ -258,9 +262,16 @@ class HTTPProtocol(asyncio.Protocol):
             self._close()
 
     def _reply_and_close(self, response: HTTPResponse) -> None:
+        """Answer a request that will not be read, then close without resetting the client.
+
+        Closing at once would reset a client still sending its body before it reads the
+        answer; so the rest of its input is discarded for a moment first (a lingering close).
+        """
         if self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             self._write(response)
-        self._close()
+        self._discarding = True
+        self._cancel_idle_timer()
+        self._idle = asyncio.get_running_loop().call_later(LINGER, self._close)
 
     # --- TLS ---------------------------------------------------------------------------
 

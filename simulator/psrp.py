@@ -1,26 +1,18 @@
-"""The PowerShell plugin's side of MS-PSRP: a runspace pool per shell and a pipeline per
-command, speaking with pypsrp's own message, fragment and serializer classes."""
+"""The PowerShell plugin's side of MS-PSRP: runspace pools (shells) and pipelines (commands).
+
+Messages are built with pypsrp's own message, fragment and serializer classes.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import binascii
-import struct
 import uuid
 import xml.etree.ElementTree as ET
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
-from pypsrp.complex_objects import (
-    ComplexObject,
-    ErrorRecord,
-    GenericComplexObject,
-    PSInvocationState,
-)
+from pypsrp.complex_objects import ComplexObject, PSInvocationState
 from pypsrp.messages import (
     ApplicationPrivateData,
     Destination,
@@ -32,15 +24,15 @@ from pypsrp.messages import (
     RunspacePoolStateMessage,
     SessionCapability,
 )
-from pypsrp.powershell import Fragment
 from pypsrp.serializer import Serializer, TaggedValue
 
 from simulator import shells, wsman
 from simulator.behaviour import PowerShellError, ScriptResult, SimulatedHost
+from simulator.psrp_pipeline import Invocation, error_record, read_pipeline, script_of
+from simulator.psrp_wire import HEADER, MAX_FRAGMENT, Defragmenter, Outbox, PSRPError
 
 POWERSHELL_URI = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell"
 PS_CTRL_C = "powershell/signal/ctrl_c"
-TERMINATE = f"{wsman.RSP}/signal/terminate"
 
 # What Windows PowerShell 5.1 announces.
 PROTOCOL_VERSION = "2.3"
@@ -60,266 +52,9 @@ PS_VERSION_TABLE: Mapping[str, object] = {
 }
 
 _RUNSPACE_POOL_OPENED = 2
-_HEADER = struct.Struct(">QQBI")
 _ZERO = uuid.UUID(int=0)
-# Windows' PowerShell plugin sends fragments of at most 32 KiB.
-MAX_FRAGMENT = 32 * 1024
-# Bounds on what one client may make a shell hold.
-MAX_BUFFERED_INPUT = 16 * 1024 * 1024
+# How many commands one shell may hold (Windows: MaxConcurrentCommandsPerShell).
 MAX_PIPELINES = 1000
-# ErrorCategory names as PowerShell numbers them.
-ERROR_CATEGORIES = {
-    name: number
-    for number, name in enumerate(
-        (
-            "NotSpecified",
-            "OpenError",
-            "CloseError",
-            "DeviceError",
-            "DeadlockDetected",
-            "InvalidArgument",
-            "InvalidData",
-            "InvalidOperation",
-            "InvalidResult",
-            "InvalidType",
-            "MetadataError",
-            "NotImplemented",
-            "NotInstalled",
-            "ObjectNotFound",
-            "OperationStopped",
-            "OperationTimeout",
-            "SyntaxError",
-            "ParserError",
-            "PermissionDenied",
-            "ResourceBusy",
-            "ResourceExists",
-            "ResourceUnavailable",
-            "ReadError",
-            "WriteError",
-            "FromStdErr",
-            "SecurityError",
-            "ProtocolError",
-            "ConnectionError",
-            "AuthenticationError",
-            "LimitsExceeded",
-            "QuotaExceeded",
-            "NotEnabled",
-        )
-    )
-}
-
-
-class PSRPError(Exception):
-    """The client sent PSRP data the plugin cannot accept; the message says what."""
-
-
-@dataclass(frozen=True, slots=True)
-class IncomingMessage:
-    message_type: int
-    rpid: uuid.UUID
-    pid: uuid.UUID
-    body: ET.Element | None
-
-
-class Defragmenter:
-    """Reassembles the client's fragments into messages, refusing anything malformed."""
-
-    def __init__(self, limit: int = MAX_BUFFERED_INPUT) -> None:
-        self._limit = limit
-        self._partial: dict[int, tuple[int, bytearray]] = {}
-
-    def feed(self, data: bytes) -> list[IncomingMessage]:
-        messages = []
-        offset = 0
-        while offset < len(data):
-            if len(data) - offset < _HEADER.size:
-                raise PSRPError("truncated PSRP fragment header")
-            object_id, fragment_id, flags, length = _HEADER.unpack_from(data, offset)
-            offset += _HEADER.size
-            if length > len(data) - offset:
-                raise PSRPError("PSRP fragment longer than the data that carries it")
-            payload = data[offset : offset + length]
-            offset += length
-            if flags & 0x1:
-                if fragment_id != 0:
-                    raise PSRPError("a first PSRP fragment must have fragment id 0")
-                buffer = bytearray()
-            else:
-                expected, buffer = self._partial.pop(object_id, (-1, bytearray()))
-                if fragment_id != expected:
-                    raise PSRPError(f"PSRP fragment {fragment_id} out of order for {object_id}")
-            buffer += payload
-            if sum(len(b) for _, b in self._partial.values()) + len(buffer) > self._limit:
-                raise PSRPError("PSRP message larger than the plugin accepts")
-            if flags & 0x2:
-                messages.append(parse_message(bytes(buffer)))
-            else:
-                self._partial[object_id] = (fragment_id + 1, buffer)
-        return messages
-
-
-def parse_message(data: bytes) -> IncomingMessage:
-    """Split a PSRP message into its header fields and its (safely parsed) CLIXML body."""
-    if len(data) < 40:
-        raise PSRPError("PSRP message shorter than its header")
-    _destination, message_type = struct.unpack_from("<II", data)
-    rpid = uuid.UUID(bytes_le=data[8:24])
-    pid = uuid.UUID(bytes_le=data[24:40])
-    text = data[40:]
-    if text.startswith(b"\xef\xbb\xbf"):
-        text = text[3:]
-    body = None
-    if text.strip():
-        try:
-            body = SafeET.fromstring(text, forbid_dtd=True)
-        except (ET.ParseError, DefusedXmlException, ValueError) as exc:
-            raise PSRPError(f"PSRP message body is not valid CLIXML: {exc}") from exc
-    return IncomingMessage(message_type, rpid, pid, body)
-
-
-@dataclass(slots=True)
-class Invocation:
-    """One command of a pipeline statement: a cmdlet or a script, with its arguments."""
-
-    name: str
-    is_script: bool
-    named: dict[str, object] = field(default_factory=dict)
-    positional: list[object] = field(default_factory=list)
-
-    def argument(self, name: str) -> object | None:
-        for key, value in self.named.items():
-            if key.casefold() == name.casefold():
-                return value
-        return None
-
-
-def read_pipeline(body: ET.Element) -> tuple[list[list[Invocation]], bool]:
-    """The statements of a CREATE_PIPELINE message, and whether it takes no input.
-
-    pypsrp cannot deserialize this message server-side, so the CLIXML is walked here and
-    only the argument values go through pypsrp's Serializer.
-    """
-    serializer = Serializer()
-    # TNRef elements may point at a type list defined anywhere earlier in the message.
-    for tn in body.iter("TN"):
-        serializer.tn[tn.get("RefId", "")] = [t.text or "" for t in tn.findall("T")]
-    no_input = (body.findtext("MS/B[@N='NoInput']") or "true").lower() == "true"
-    powershell = body.find("MS/Obj[@N='PowerShell']/MS")
-    if powershell is None:
-        raise PSRPError("CREATE_PIPELINE has no PowerShell object")
-    statements = []
-    extra = powershell.findall("Obj[@N='ExtraCmds']/LST/Obj")
-    for statement in extra or [powershell]:
-        commands = statement.findall("Obj[@N='Cmds']/LST/Obj") or statement.findall(
-            "MS/Obj[@N='Cmds']/LST/Obj"
-        )
-        statements.append([_read_command(command, serializer) for command in commands])
-    if not any(statements):
-        raise PSRPError("CREATE_PIPELINE has no commands")
-    return statements, no_input
-
-
-def _read_command(element: ET.Element, serializer: Serializer) -> Invocation:
-    cmd = element.find("MS/S[@N='Cmd']")
-    if cmd is None:
-        raise PSRPError("a pipeline command has no Cmd")
-    name = serializer.deserialize(cmd, clear=False)
-    is_script = (element.findtext("MS/B[@N='IsScript']") or "false").lower() == "true"
-    invocation = Invocation(str(name), is_script)
-    for argument in element.findall("MS/Obj[@N='Args']/LST/Obj"):
-        key = argument.find("MS/*[@N='N']")
-        value = argument.find("MS/*[@N='V']")
-        try:
-            decoded = serializer.deserialize(value, clear=False) if value is not None else None
-        except (KeyError, ValueError, TypeError, AttributeError, RecursionError) as exc:
-            raise PSRPError(f"cannot read the value of a pipeline argument: {exc!r}") from exc
-        if key is None or key.tag == "Nil":
-            invocation.positional.append(decoded)
-        else:
-            invocation.named[str(serializer.deserialize(key, clear=False))] = decoded
-    return invocation
-
-
-def script_of(invocation: Invocation) -> tuple[str, dict[str, object]]:
-    """The script text and parameters an invocation amounts to."""
-    if invocation.is_script:
-        parameters = dict(invocation.named)
-        if invocation.positional:
-            parameters["args"] = list(invocation.positional)
-        return invocation.name, parameters
-    if invocation.name.casefold() in ("invoke-expression", "iex"):
-        # pypsrp's execute_ps runs the script through Invoke-Expression -Command.
-        command = invocation.argument("Command")
-        if command is None and invocation.positional:
-            command = invocation.positional[0]
-        return str(command or ""), {}
-    words = [invocation.name]
-    for key, value in invocation.named.items():
-        words.append(f"-{key}" if value is None else f"-{key} {_literal(value)}")
-    words.extend(_literal(value) for value in invocation.positional)
-    return " ".join(words), dict(invocation.named)
-
-
-def _literal(value: object) -> str:
-    if isinstance(value, bool):
-        return "$true" if value else "$false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list):
-        return "@(" + ",".join(_literal(v) for v in value) + ")"
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def error_record(error: PowerShellError) -> ErrorRecord:
-    """The ErrorRecord a Windows host serialises for a terminating error."""
-    exception = GenericComplexObject()
-    exception.types = [error.exception_type, "System.SystemException", "System.Exception"]
-    exception.types.append("System.Object")
-    exception.to_string = error.message
-    exception.adapted_properties = {
-        "Message": error.message,
-        "HResult": -2146233087,
-        "Source": "System.Management.Automation",
-    }
-    category = ERROR_CATEGORIES.get(error.category, 0)
-    reason = error.exception_type.rsplit(".", 1)[-1]
-    record = ErrorRecord(  # type: ignore[no-untyped-call]
-        exception=exception,
-        invocation=False,
-        fq_error=error.fully_qualified_error_id,
-        category=category,
-        activity="",
-        reason=reason,
-        target_name="",
-        target_type="",
-        message=f"{error.category}: (:) [], {reason}",
-    )
-    # pypsrp's ErrorRecord lists properties its constructor never sets.
-    for name, _ in record._extended_properties:
-        if not hasattr(record, name):
-            setattr(record, name, None)
-    record.extended_info_present = False
-    record._to_string = error.message  # type: ignore[assignment]
-    return record
-
-
-class Outbox:
-    """Messages waiting for the client's Receive, already cut into fragments."""
-
-    def __init__(self) -> None:
-        self.fragments: deque[bytes] = deque()
-
-    def take(self, budget: int) -> list[bytes]:
-        """As many fragments as fit in `budget` raw bytes (at least one, so output moves)."""
-        taken: list[bytes] = []
-        used = 0
-        while self.fragments:
-            size = len(self.fragments[0]) + shells.STREAM_OVERHEAD
-            if taken and used + size > budget:
-                break
-            taken.append(self.fragments.popleft())
-            used += size
-        return taken
 
 
 class Pipeline:
@@ -518,7 +253,7 @@ class PowerShellShell(shells.Shell):
     def _run(self, pipeline: Pipeline, request: wsman.Request) -> None:
         pipeline.ran = True
         outputs, error = self._execute(pipeline.statements or [])
-        fragment_size = min(MAX_FRAGMENT, shells.stream_budget(request) - _HEADER.size)
+        fragment_size = min(MAX_FRAGMENT, shells.stream_budget(request) - HEADER.size)
         for text in outputs:
             output = PipelineOutput()
             message = Message(
@@ -583,12 +318,9 @@ class PowerShellShell(shells.Shell):
         self._cut(outbox, packed, fragment_size)
 
     def _cut(self, outbox: Outbox, packed: bytes, fragment_size: int) -> None:
-        object_id = self._next_object_id
+        # Object ids number every message the pool sends, pipelines' included.
+        outbox.append(self._next_object_id, packed, fragment_size)
         self._next_object_id += 1
-        chunks = [packed[i : i + fragment_size] for i in range(0, len(packed), fragment_size)]
-        for index, chunk in enumerate(chunks or [b""]):
-            fragment = Fragment(object_id, index, chunk, index == 0, index == len(chunks) - 1)
-            outbox.fragments.append(fragment.pack())
 
 
 def _pipeline_state(state: int, error: PowerShellError | None) -> ComplexObject:

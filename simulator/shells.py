@@ -1,5 +1,7 @@
-"""What every WinRS shell shares (the cmd shell and the PowerShell plugin): identity, the
-CreateResponse, waiting for output within OperationTimeout, and ReceiveResponse streams."""
+"""What the cmd shell and the PowerShell plugin share: identity, Create and Receive answers.
+
+That includes waiting for output no longer than the request's OperationTimeout.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""A simulated host's WinRM service: WS-Management over HTTP (5985, message encryption) and
-HTTPS (5986), NTLM/Negotiate/Basic authentication, the cmd shell and the PowerShell plugin,
-misbehaving as the host's current fault says."""
+"""A simulated host's WinRM service, misbehaving as the host's current fault says.
+
+WS-Management over HTTP (5985, message encryption) and HTTPS (5986), NTLM, Negotiate and
+Basic authentication, the cmd shell and the PowerShell plugin.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import ssl
 from simulator import shells, wsman
 from simulator.behaviour import Fault, SimulatedHost, Timing
 from simulator.http_server import Connection, HTTPRequest, HTTPResponse, Site, listen
-from simulator.psrp import POWERSHELL_URI, PowerShellShell, PSRPError
+from simulator.psrp import POWERSHELL_URI, PowerShellShell
+from simulator.psrp_wire import PSRPError
 from simulator.tls import FleetCA
 from simulator.winrm_auth import (
     NTLM_CREDENTIALS,

@@ -1,5 +1,8 @@
-"""WinRM authentication as Windows does it: NTLM and Negotiate (pyspnego), Basic over HTTPS,
-and the message encryption (multipart/encrypted) NTLM sessions use over plain HTTP."""
+"""WinRM authentication as Windows does it: NTLM, Negotiate, Basic, and message encryption.
+
+NTLM and Negotiate use pyspnego's acceptor; Basic is offered over HTTPS only; over plain HTTP
+every envelope travels sealed (multipart/encrypted) with the NTLM session keys.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""The WinRS cmd shell: enough of cmd.exe and powershell.exe for what remote clients run,
-above all `powershell -EncodedCommand`, which is how pywinrm runs PowerShell."""
+"""The WinRS cmd shell: enough of cmd.exe and powershell.exe for what remote clients run.
+
+Above all `powershell -EncodedCommand`, which is how pywinrm runs PowerShell.
+"""
 
 from __future__ import annotations
 

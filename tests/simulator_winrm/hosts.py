@@ -1,5 +1,4 @@
-"""A SimulatedHost for tests: a fault that can change at run time, fixed timings, and a
-script runner that records what it was asked to run."""
+"""A SimulatedHost for tests that records the scripts it runs; its fault may change mid-test."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Malformed, hostile and oversized requests get the answers Windows gives, and never take
-the endpoint (or its neighbours) down."""
+"""Malformed, hostile and oversized requests get Windows' answers and never stop the endpoint."""
 
 from __future__ import annotations
 

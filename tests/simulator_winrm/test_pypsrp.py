@@ -1,5 +1,4 @@
-"""pypsrp, unmodified, against the endpoint: execute_ps, execute_cmd and runspace pools, over
-HTTP with NTLM or Negotiate (message encryption) and over HTTPS (NTLM, Basic)."""
+"""pypsrp, unmodified, against the endpoint over HTTP (NTLM, Negotiate) and HTTPS (NTLM, Basic)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""pywinrm, unmodified, against the endpoint: run_ps (powershell -EncodedCommand in the cmd
-shell) and run_cmd, over HTTP with NTLM message encryption and over HTTPS."""
+"""pywinrm, unmodified, against the endpoint: run_ps and run_cmd over HTTP and HTTPS."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The fleet CA and HTTPS listeners: certificates are issued lazily, name the host and its
-address, and verify against ca.pem only."""
+"""The fleet CA and HTTPS: lazily issued certificates that verify against ca.pem only."""
 
 from __future__ import annotations
 

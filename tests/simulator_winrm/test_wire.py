@@ -1,5 +1,4 @@
-"""Pure pieces of the endpoint: durations, logon names, faults as pypsrp reads them, pipeline
-scripts, and PSRP defragmentation."""
+"""Pure pieces of the endpoint: durations, logon names, faults, pipelines, PSRP fragments."""
 
 from __future__ import annotations
 
@@ -10,7 +9,8 @@ import pytest
 from pypsrp.wsman import WSMan
 
 from simulator import wsman
-from simulator.psrp import Defragmenter, Invocation, PSRPError, script_of
+from simulator.psrp_pipeline import Invocation, script_of
+from simulator.psrp_wire import Defragmenter, PSRPError
 from simulator.winrm_auth import NTLM_CREDENTIALS, Account
 
 
