@@ -12,6 +12,7 @@ import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import IO
 
 import psycopg
@@ -27,9 +28,10 @@ from scanner.runtime import Runtime, build_runtime, new_scanner_id
 from scanner.sources import DueHosts
 from scanner.store import instances
 from scanner.store.leases import release_all
-from scanner.store.policies import get_active_policy
+from scanner.store.policies import active_policy_version, get_active_policy
 from scanner.store.rescans import NOTIFY_CHANNEL
 from scanner.store.suspensions import active_suspensions
+from scanner.store.waivers import regrade_lapsed_waivers
 from scanner.writer import TRANSIENT
 
 log = logging.getLogger("cmscan.daemon")
@@ -114,6 +116,9 @@ class Daemon:
         self.stop = asyncio.Event()
         self.bound_port: int | None = None
         self.ready = asyncio.Event()
+        # Waivers that lapse while the daemon runs re-grade their hosts at once; those that
+        # lapsed while it was down were graded at their next scan, or are caught here.
+        self._waivers_checked = utcnow() - timedelta(days=1)
 
     async def run(self) -> None:
         """Run until `stop` is set (SIGTERM / SIGINT), then shut down cleanly."""
@@ -223,11 +228,19 @@ class Daemon:
         async with runtime.database.write() as session:
             await instances.heartbeat(session, instance_id=self.scanner_id, now=now)
         async with runtime.database.read() as session:
-            policy = await get_active_policy(session)
+            version = await active_policy_version(session)
+            # Compile the policy again only when someone applied a different one.
+            if version is not None and version.content_hash != runtime.policy.policy.content_hash:
+                policy = await get_active_policy(session)
+                log.info("policy %s@%s is now active", policy.id, policy.content_hash[:8])
+                runtime.policy.policy = policy
             suspended = {s.profile: s for s in await active_suspensions(session, now=now)}
-        if policy.content_hash != runtime.policy.policy.content_hash:
-            log.info("policy %s@%s is now active", policy.id, policy.content_hash[:8])
-            runtime.policy.policy = policy
+        report = await regrade_lapsed_waivers(
+            runtime.database, since=self._waivers_checked, now=now
+        )
+        self._waivers_checked = now
+        if report is not None:
+            log.info("re-graded hosts whose waivers expired")
         local = runtime.lockout.suspended(now)
         for profile in local.keys() - suspended.keys() - runtime.writer.unsaved_suspensions:
             log.info("credential profile %r resumed; its secret was read again", profile)

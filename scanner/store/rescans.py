@@ -69,8 +69,22 @@ async def select_hosts(
         .where(col(Host.retired_at).is_(None))
     )
     if selector.hosts:
-        ids, unknown = [], []
-        for name in selector.hosts:
+        # Exact names in one query; only the rest need the slower short-name look-up.
+        wanted = {name.strip().lower().rstrip("."): name for name in selector.hosts}
+        names = sorted(wanted)
+        ids: list[int | None] = []
+        for start in range(0, len(names), 5000):  # bound the IN list for SQLite
+            exact = await session.execute(
+                sa.select(col(Host.hostname), col(Host.id)).where(
+                    col(Host.hostname).in_(names[start : start + 5000]),
+                    col(Host.retired_at).is_(None),
+                )
+            )
+            for hostname, host_id in exact.all():
+                ids.append(host_id)
+                wanted.pop(hostname)
+        unknown = []
+        for name in wanted.values():
             host = await find_host(session, name=name)
             if host is None or host.retired_at is not None:
                 unknown.append(name)
