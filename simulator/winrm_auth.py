@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +78,8 @@ class _NTLMCredentials:
     """
 
     def __init__(self) -> None:
+        # Endpoints may run on event loops in several threads; the store is process-wide.
+        self._lock = threading.Lock()
         self._accounts: dict[str, tuple[Account, int]] = {}
         self._fd: int | None = None
         self._directory: str | None = None
@@ -84,26 +87,30 @@ class _NTLMCredentials:
         self._previous: str | None = None
 
     def register(self, account: Account) -> None:
-        key = account.user.casefold()
-        known = self._accounts.get(key)
-        if known is not None and known[0].password != account.password:
-            raise ValueError(
-                f"account {account.username!r} is already served with a different password"
-            )
-        self._accounts[key] = (known[0] if known else account, (known[1] if known else 0) + 1)
-        if known is None:
-            self._write()
+        with self._lock:
+            for known, _ in self._accounts.values():
+                same_user = known.user.casefold() == account.user.casefold()
+                if same_user and known.password != account.password:
+                    raise ValueError(
+                        f"account {account.username!r} is already served with another password"
+                    )
+            key = account.username.casefold()
+            _, count = self._accounts.get(key, (account, 0))
+            self._accounts[key] = (account, count + 1)
+            if count == 0:
+                self._write()
 
     def unregister(self, account: Account) -> None:
-        key = account.user.casefold()
-        known = self._accounts.get(key)
-        if known is None:
-            return
-        if known[1] > 1:
-            self._accounts[key] = (known[0], known[1] - 1)
-            return
-        del self._accounts[key]
-        self._write()
+        with self._lock:
+            key = account.username.casefold()
+            known = self._accounts.get(key)
+            if known is None:
+                return
+            if known[1] > 1:
+                self._accounts[key] = (known[0], known[1] - 1)
+                return
+            del self._accounts[key]
+            self._write()
 
     def _write(self) -> None:
         lines: list[str] = []

@@ -24,6 +24,9 @@ CTRL_C = f"{wsman.RSP}/signal/ctrl_c"
 # What a console process killed by Ctrl+C exits with (STATUS_CONTROL_C_EXIT).
 CTRL_C_EXIT = -1073741510
 MAX_COMMANDS = 1000
+# cmd.exe refuses longer command lines; CreateProcess (WINRS_SKIP_CMD_SHELL) longer still.
+CMD_MAX_LINE = 8191
+CREATE_PROCESS_MAX_LINE = 32767
 MAX_STDIN = 1024 * 1024
 CLIXML_NAMESPACE = "http://schemas.microsoft.com/powershell/2004/04"
 # powershell.exe switches that take a value, which must be skipped with it.
@@ -37,6 +40,7 @@ _VALUED = (
     "configurationname",
 )
 _TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|(\S+)')
+_CMD_C = re.compile(r'\s*"?(?:[^\s"]*[\\/])?cmd(?:\.exe)?"?\s+/c(?:\s+|$)', re.IGNORECASE)
 
 
 @dataclass
@@ -76,7 +80,12 @@ class CmdShell(shells.Shell):
         command_line = " ".join([text, *arguments]).strip()
         command_id = (line.get("CommandId") or str(uuid.uuid4())).upper()
         command = CmdCommand(command_id, asyncio.get_running_loop().time() + script_run)
-        self._plan(command, command_line)
+        skip_cmd = request.options.get("WINRS_SKIP_CMD_SHELL", "").upper() == "TRUE"
+        if len(command_line) > (CREATE_PROCESS_MAX_LINE if skip_cmd else CMD_MAX_LINE):
+            # Why pywinrm's run_ps fails on Windows for scripts beyond a few KiB.
+            command.run = ("too-long", "")
+        else:
+            self._plan(command, command_line)
         self._commands[command_id] = command
         return command_id
 
@@ -193,6 +202,8 @@ class CmdShell(shells.Shell):
             else:
                 script, patterns = invocation
                 self._powershell(command, script, {"Patterns": patterns})
+        elif kind == "too-long":
+            self._finish(command, "", "The command line is too long.\n", 1)
         else:
             stdout, stderr, code = self._cmd(value)
             self._finish(command, stdout, stderr, code)
@@ -209,7 +220,10 @@ class CmdShell(shells.Shell):
 
     def _cmd(self, command_line: str) -> tuple[str, str, int]:
         """The few cmd.exe built-ins worth having; anything else is not recognised."""
-        name, _, rest = command_line.strip().partition(" ")
+        start = 0
+        while (nested := _CMD_C.match(command_line, start)) is not None:
+            start = nested.end()  # `cmd /c X` runs X
+        name, _, rest = command_line[start:].strip().partition(" ")
         program = _program(name)
         if not program:
             return "", "", 0
@@ -217,8 +231,6 @@ class CmdShell(shells.Shell):
             return (rest + "\n") if rest.strip() else "ECHO is on.\n", "", 0
         if program == "hostname":
             return self.host.hostname.split(".", 1)[0] + "\n", "", 0
-        if program == "cmd" and rest.strip().lower().startswith("/c"):
-            return self._cmd(rest.strip()[2:])
         if program == "exit":
             code = rest.replace("/b", "").replace("/B", "").strip() or "0"
             return "", "", int(code) if code.lstrip("-").isdigit() else 0

@@ -52,6 +52,18 @@ async def test_run_ps_error_arrives_as_clixml_on_stderr(
     ]
 
 
+async def test_long_scripts_hit_the_cmd_line_limit_as_on_windows(
+    endpoint: WinRMEndpoint, host: ScriptedHost
+) -> None:
+    """run_ps passes the script on cmd.exe's command line, which stops at 8191 characters."""
+    session = pywinrm_session(endpoint)
+
+    response = await asyncio.to_thread(session.run_ps, "# padding\n" * 500)
+
+    assert (response.status_code, response.std_err) == (1, b"The command line is too long.\r\n")
+    assert host.calls == []
+
+
 async def test_run_cmd_with_arguments(endpoint: WinRMEndpoint) -> None:
     session = pywinrm_session(endpoint)
 

@@ -61,7 +61,7 @@ def test_one_account_name_cannot_have_two_passwords() -> None:
     first = Account("CMSCAN\\conflict-user", "one")
     NTLM_CREDENTIALS.register(first)
     try:
-        with pytest.raises(ValueError, match="different password"):
+        with pytest.raises(ValueError, match="another password"):
             NTLM_CREDENTIALS.register(Account("conflict-user", "two"))
         assert os.environ["NTLM_USER_FILE"]
     finally:
