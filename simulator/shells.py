@@ -18,6 +18,10 @@ RUNNING = f"{wsman.RSP}/CommandState/Running"
 # Room the envelope around Receive streams takes (headers, CommandState, tags), in bytes.
 ENVELOPE_OVERHEAD = 2048
 STREAM_OVERHEAD = 120
+# Windows deletes a shell nobody has used for IdleTimeOut (2 hours unless the client asks).
+DEFAULT_IDLE_TIMEOUT = 7200.0
+SHORTEST_IDLE_TIMEOUT = 60.0
+LONGEST_IDLE_TIMEOUT = 12 * 3600.0
 
 
 class Shell:
@@ -35,6 +39,9 @@ class Shell:
         self.owner = owner
         self.client_ip = client_ip
         self.created = datetime.datetime.now(datetime.UTC)
+        self.idle_timeout = DEFAULT_IDLE_TIMEOUT
+        self.busy = 0  # operations in progress; an operation keeps the shell alive
+        self.expiry: asyncio.TimerHandle | None = None
 
     def created_body(self, address: str) -> str:
         """The wxf:CreateResponse body: the new shell's address and its description."""
@@ -49,7 +56,7 @@ class Shell:
             f"<rsp:ResourceUri>{uri}</rsp:ResourceUri>"
             f"<rsp:Owner>{wsman.xml_text(self.owner)}</rsp:Owner>"
             f"<rsp:ClientIP>{wsman.xml_text(self.client_ip)}</rsp:ClientIP>"
-            f"<rsp:IdleTimeOut>PT7200.000S</rsp:IdleTimeOut>"
+            f"<rsp:IdleTimeOut>PT{self.idle_timeout:.3f}S</rsp:IdleTimeOut>"
             f"<rsp:InputStreams>{self.input_streams}</rsp:InputStreams>"
             f"<rsp:OutputStreams>{self.output_streams}</rsp:OutputStreams>"
             f"<rsp:ShellRunTime>P0DT0H0M0S</rsp:ShellRunTime>"
@@ -72,6 +79,14 @@ class Shell:
 
     def close(self) -> None:
         """Release what the shell holds (the shell was deleted or the host went away)."""
+
+
+def idle_timeout(requested: str | None) -> float:
+    """The IdleTimeOut a Create asks for (an xs:duration), within what Windows allows."""
+    if not requested:
+        return DEFAULT_IDLE_TIMEOUT
+    seconds = wsman.parse_duration(requested, default=DEFAULT_IDLE_TIMEOUT, longest=None)
+    return min(max(seconds, SHORTEST_IDLE_TIMEOUT), LONGEST_IDLE_TIMEOUT)
 
 
 async def wait_until(ready_at: float, limit: float) -> None:

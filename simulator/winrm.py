@@ -77,9 +77,8 @@ class WinRMEndpoint:
             connection.shut()
         for server in self._servers:
             await server.wait_closed()
-        for shell in self._shells.values():
-            shell.close()
-        self._shells.clear()
+        for shell in list(self._shells.values()):
+            self._forget(shell)
         NTLM_CREDENTIALS.unregister(self._account)
 
     def _tls_context(self) -> ssl.SSLContext:
@@ -160,9 +159,19 @@ class WinRMEndpoint:
             return f"{action}Response", await self._create(request, http, timing)
         shell = self._shell(request)
         if action == wsman.DELETE:
-            del self._shells[shell.shell_id.upper()]
-            shell.close()
+            self._forget(shell)
             return f"{action}Response", ""
+        shell.busy += 1
+        try:
+            return await self._operate(shell, request, timing)
+        finally:
+            shell.busy -= 1
+            self._arm_expiry(shell)
+
+    async def _operate(
+        self, shell: shells.Shell, request: wsman.Request, timing: Timing
+    ) -> tuple[str, str]:
+        action = request.action
         if action == wsman.COMMAND:
             command_id = wsman.xml_text(shell.command(request, timing.script_run))
             body = f"<rsp:CommandResponse><rsp:CommandId>{command_id}</rsp:CommandId>"
@@ -217,9 +226,35 @@ class WinRMEndpoint:
         if len(self._shells) >= MAX_SHELLS_PER_USER:
             raise wsman.shells_exceeded(MAX_SHELLS_PER_USER)
         self._shells[key] = shell
+        shell.idle_timeout = shells.idle_timeout(body.findtext(f"{{{wsman.RSP}}}IdleTimeOut"))
+        self._arm_expiry(shell)
         scheme = "https" if http.tls else "http"
         port = self.https_port if http.tls else self.http_port
         return shell.created_body(f"{scheme}://{self.address}:{port}{PATH}")
+
+    def _arm_expiry(self, shell: shells.Shell) -> None:
+        """(Re)start the shell's idle clock: a timer, not a task, so idle shells cost nothing."""
+        if shell.expiry is not None:
+            shell.expiry.cancel()
+            shell.expiry = None
+        if self._closed or self._shells.get(shell.shell_id.upper()) is not shell:
+            return  # deleted while the operation ran
+        loop = asyncio.get_running_loop()
+        shell.expiry = loop.call_later(shell.idle_timeout, self._expire, shell)
+
+    def _expire(self, shell: shells.Shell) -> None:
+        if shell.busy:
+            self._arm_expiry(shell)
+        elif self._shells.get(shell.shell_id.upper()) is shell:
+            log.debug("%s: shell %s idle too long", self.host.hostname, shell.shell_id)
+            self._forget(shell)
+
+    def _forget(self, shell: shells.Shell) -> None:
+        self._shells.pop(shell.shell_id.upper(), None)
+        if shell.expiry is not None:
+            shell.expiry.cancel()
+            shell.expiry = None
+        shell.close()
 
     def _shell(self, request: wsman.Request) -> shells.Shell:
         shell_id = request.shell_id or ""

@@ -185,18 +185,23 @@ def parse_request(data: bytes) -> Request:
     )
 
 
-def parse_duration(text: str) -> float:
-    """Seconds in an xs:duration such as PT20S or PT20.000S; the service default if absent."""
+def parse_duration(
+    text: str,
+    *,
+    default: float = DEFAULT_OPERATION_TIMEOUT,
+    longest: float | None = LONGEST_OPERATION_TIMEOUT,
+) -> float:
+    """Seconds in an xs:duration such as PT20S or PT20.000S; `default` if absent or invalid."""
     match = _DURATION.match(text.strip()) if text else None
     if match is None or match.group(0) in ("P", "PT"):
-        return DEFAULT_OPERATION_TIMEOUT
+        return default
     seconds = (
         int(match["d"] or 0) * 86400
         + int(match["h"] or 0) * 3600
         + int(match["m"] or 0) * 60
         + float(match["s"] or 0)
     )
-    return min(seconds, LONGEST_OPERATION_TIMEOUT)
+    return seconds if longest is None else min(seconds, longest)
 
 
 def _envelope_size(text: str) -> int:

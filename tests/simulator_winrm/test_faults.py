@@ -13,6 +13,7 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.shell import Process, WinRS
 from winrm.exceptions import WSManFaultError as PywinrmFaultError
 
+from simulator import shells
 from simulator.behaviour import Fault, PowerShellError, Timing
 from simulator.tls import FleetCA
 from simulator.winrm import MAX_SHELLS_PER_USER, WinRMEndpoint, start_winrm
@@ -130,6 +131,25 @@ async def test_leaked_shells_run_into_max_shells_per_user(
     assert opened == MAX_SHELLS_PER_USER
     assert (fault.code, fault.reason) == (2150859173, QUOTA_MESSAGE)
     assert endpoint.open_shells == 0
+
+
+async def test_idle_shells_expire_as_windows_expires_them(
+    endpoint: WinRMEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leaked shell lives only for its IdleTimeOut (clamped lower here to keep tests fast)."""
+    monkeypatch.setattr(shells, "SHORTEST_IDLE_TIMEOUT", 0.2)
+    with pypsrp_client(endpoint) as client:
+        pool = RunspacePool(client.wsman, idle_timeout=0)
+        await asyncio.to_thread(pool.open)
+        assert endpoint.open_shells == 1
+
+        async with asyncio.timeout(10):
+            while endpoint.open_shells:  # noqa: ASYNC110 - watched from outside, as a user would
+                await asyncio.sleep(0.05)
+
+        with pytest.raises(WSManFaultError) as caught:
+            await asyncio.to_thread(PowerShell(pool).add_script("1").invoke)
+        assert caught.value.code == 2150858843  # the shell was not found
 
 
 @pytest.mark.parametrize("https", [False, True])
