@@ -11,6 +11,7 @@ from scanner.cli import (
     credentials,
     daemon,
     database,
+    demo,
     inventory,
     policy,
     probe,
@@ -48,6 +49,7 @@ def _root(
     """Agentless compliance scanner for NHS smartcard readiness on Windows fleets."""
 
 
+app.command("demo")(demo.demo)
 app.command("daemon")(daemon.daemon)
 app.command("scan")(scan.scan)
 app.command("rescan")(rescan.rescan)

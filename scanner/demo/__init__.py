@@ -1,0 +1,1 @@
+"""`cmscan demo`: the whole system on a simulated fleet, in one command."""
