@@ -32,7 +32,7 @@ class Campaign:
     """Every `every` seconds, one step on a share of one CCG's hosts that need it."""
 
     def __init__(
-        self, fleet: DemoFleet, ccgs: Sequence[str], *, every: float, share: float = 0.3
+        self, fleet: DemoFleet, ccgs: Sequence[str], *, every: float, share: float = 0.4
     ) -> None:
         self.fleet = fleet
         self.ccgs = list(ccgs)
