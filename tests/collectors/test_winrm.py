@@ -166,7 +166,6 @@ async def test_system_trust_store_refuses_the_fleet_ca(site: Site) -> None:
 @pytest.mark.parametrize(
     ("fault", "outcome", "reason"),
     [
-        (Fault.POWERED_OFF, Outcome.UNREACHABLE, "cannot connect"),
         (Fault.BLACK_HOLE, Outcome.TIMEOUT, "accepted the connection but never answered"),
         (Fault.BAD_CREDENTIALS, Outcome.AUTH_FAILED, "refused the credentials of profile"),
         (Fault.QUOTA_EXCEEDED, Outcome.PROTOCOL_ERROR, "WS-Management fault"),
@@ -195,6 +194,25 @@ async def test_each_fault_maps_to_its_outcome_within_the_deadline(
         # (A host that never answers, or breaks every reply, cannot be asked to close a
         # shell; the shell's idle timeout ends it there.)
         assert await settle(site.endpoint) == 0, "a shell was left open on the host"
+
+
+@pytest.mark.parametrize("https", [False, True], ids=["http", "https"])
+async def test_a_powered_off_host_is_unreachable(site: Site, https: bool) -> None:
+    # Nothing listens at all: the connection is refused.
+    target = site.target(https=https)
+    await site.endpoint.close()
+    result = await collect(WinRMConfig(https=https, ca_file=site.ca.ca_file), target, ntlm())
+    assert result.outcome is Outcome.UNREACHABLE
+    assert "Connection refused" in result.reason
+
+
+async def test_a_listener_that_resets_every_connection_is_unreachable(site: Site) -> None:
+    # The simulator's powered-off host accepts and resets at once. Over HTTP only: with TLS
+    # CPython's ssl module can leave that socket unclosed, which these tests treat as an error.
+    site.host.fault_mode = Fault.POWERED_OFF
+    result = await collect(WinRMConfig(), site.target(), ntlm())
+    assert result.outcome is Outcome.UNREACHABLE
+    assert "cannot connect" in result.reason
 
 
 async def test_a_probe_longer_than_the_operation_timeout(site: Site) -> None:
