@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -56,11 +56,10 @@ async def pin_host_key(session: AsyncSession, *, host: str, port: int, key: Pinn
 
 async def forget_host_key(session: AsyncSession, *, host: str, port: int) -> bool:
     """Remove a pin (after a host was rebuilt); return whether there was one."""
-    row = await session.get(SSHHostKey, (_key(host), port))
-    if row is None:
-        return False
-    await session.delete(row)
-    return True
+    result = await session.execute(
+        delete(SSHHostKey).where(col(SSHHostKey.host) == _key(host), col(SSHHostKey.port) == port)
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 class DatabaseHostKeys:

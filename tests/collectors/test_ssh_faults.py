@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -99,3 +100,15 @@ async def test_each_fault_maps_to_its_outcome_within_the_deadline(
     assert reason in result.reason
     assert elapsed < SHORT.total + 0.5
     assert len(result.reason) <= 200
+
+
+async def test_cancellation_is_never_swallowed(
+    host: FixtureHost, endpoint: SSHEndpoint, tmp_path: Path
+) -> None:
+    await set_fault(host, endpoint, Fault.BLACK_HOLE)
+    collector = collector_for(endpoint, tmp_path)
+    task = asyncio.create_task(collector.collect(target(endpoint), password(), SHORT))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
