@@ -1,7 +1,9 @@
-"""PowerShell wildcards (-like): the probe filters products with them, so rules match alike."""
+"""PowerShell wildcards (-like): the probe filters products with them; the policy and the
+simulator match names with the same rules."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 
@@ -62,6 +64,12 @@ def _set(pattern: str, i: int) -> tuple[str, int]:
     return "[" + "".join(out) + "]", i + 1
 
 
+@functools.lru_cache(maxsize=512)
 def compile_wildcard(pattern: str) -> re.Pattern[str]:
     """A case-insensitive compiled -like pattern, or WildcardError."""
     return re.compile(translate(pattern), re.IGNORECASE | re.DOTALL)
+
+
+def like(text: str, pattern: str) -> bool:
+    """`text -like pattern` as PowerShell evaluates it (case-insensitive)."""
+    return compile_wildcard(pattern).match(text) is not None

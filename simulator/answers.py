@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import zlib
@@ -22,6 +21,7 @@ from collectors.facts import (
     Service,
     SmartCardType,
 )
+from collectors.wildcards import WildcardError, compile_wildcard
 from simulator.behaviour import Fault, PowerShellError, ScriptResult
 from simulator.profiles import Setup, View
 
@@ -56,69 +56,12 @@ class Machine:
     duration_ms: int  # the probe's typical run time on this machine
 
 
-class WildcardError(ValueError):
-    """A -like pattern PowerShell would refuse (WildcardPatternException)."""
-
-
-@functools.lru_cache(maxsize=256)
-def wildcard(pattern: str) -> re.Pattern[str]:
-    """The regular expression equivalent of a PowerShell wildcard pattern as -like reads it:
-    `*` any run, `?` one character, `[abc]` / `[a-z]` a set, and a backtick escapes."""
-    parts: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == "`" and i + 1 < n:
-            parts.append(re.escape(pattern[i + 1]))
-            i += 2
-        elif c == "*":
-            parts.append(".*")
-            i += 1
-        elif c == "?":
-            parts.append(".")
-            i += 1
-        elif c == "[":
-            members, i = _bracket(pattern, i + 1)
-            parts.append(members)
-        else:
-            parts.append(re.escape(c))
-            i += 1
-    return re.compile(r"\A" + "".join(parts) + r"\Z", re.IGNORECASE | re.DOTALL)
-
-
-def _bracket(pattern: str, i: int) -> tuple[str, int]:
-    """Translate a `[...]` set starting after its `[`; return it and the index after its `]`."""
-    chars: list[str] = []
-    n = len(pattern)
-    while i < n and pattern[i] != "]":
-        if pattern[i] == "`" and i + 1 < n:
-            i += 1
-        chars.append(pattern[i])
-        i += 1
-    if i >= n or not chars:
-        raise WildcardError(f"The specified wildcard character pattern is not valid: {pattern}")
-    out: list[str] = []
-    j = 0
-    while j < len(chars):
-        # PowerShell reads a-z as a range only between two members; a leading or trailing
-        # dash is itself a member.
-        if j + 2 < len(chars) and chars[j + 1] == "-":
-            low, high = chars[j], chars[j + 2]
-            if low > high:
-                raise WildcardError(
-                    f"The specified wildcard character pattern is not valid: {pattern}"
-                )
-            out.append(f"{re.escape(low)}-{re.escape(high)}")
-            j += 3
-        else:
-            out.append(re.escape(chars[j]))
-            j += 1
-    return "[" + "".join(out) + "]", i + 1
-
-
-def like(text: str, pattern: str) -> bool:
-    """`text -like pattern` as PowerShell evaluates it (case-insensitive)."""
-    return wildcard(pattern).match(text) is not None
+def _valid_wildcard(pattern: str) -> bool:
+    try:
+        compile_wildcard(pattern)
+    except WildcardError:
+        return False
+    return True
 
 
 def products(setup: Setup, machine: Machine) -> list[Product]:
@@ -198,7 +141,7 @@ def facts(
 ) -> Facts:
     """The facts the probe reports for a host, products filtered by `patterns` like -like would
     (no patterns: every product). Raises WildcardError for a pattern PowerShell would refuse."""
-    compiled = [wildcard(p) for p in patterns]
+    compiled = [compile_wildcard(p) for p in patterns]
     kept = tuple(
         p
         for p in products(setup, machine)
@@ -266,10 +209,12 @@ def run_script(
             probe_patterns(parameters),
             probe_version=stated[1] if stated else marker[1],
         )
-    except WildcardError as exc:
+    except WildcardError:
+        # PowerShell's own wording for a WildcardPatternException.
+        bad = next(p for p in probe_patterns(parameters) if not _valid_wildcard(p))
         return ScriptResult(
             error=PowerShellError(
-                message=str(exc),
+                message=f"The specified wildcard character pattern is not valid: {bad}",
                 category="InvalidArgument",
                 fully_qualified_error_id="RuntimeException",
                 exception_type="System.Management.Automation.WildcardPatternException",

@@ -12,21 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from inventory.spec import FIELDS
 from simulator.fleet import Fleet, SimHost
 
-INVENTORY_HEADER = (
-    "hostname",
-    "address",
-    "port",
-    "transport",
-    "practice_code",
-    "pcn_code",
-    "ccg_code",
-    "icb_code",
-    "site",
-    "credential_profile",
-    "tags",
-)
+INVENTORY_HEADER = FIELDS  # exactly the columns cmscan's importer reads
 EPRACCUR_COLUMNS = 27
 
 

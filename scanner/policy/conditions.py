@@ -9,9 +9,9 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from collectors.facts import BrowserCookiePolicy, Facts, Product, SmartCardType
+from collectors.wildcards import translate
 from scanner.policy import schema
 from scanner.policy.versions import NEGATED, VersionRequirement, try_parse_version
-from scanner.policy.wildcards import translate
 
 # .NET Framework 4.x Release values of the first build of each version (Microsoft's table),
 # only to print a threshold the way people say it: 528040 is "4.8".

@@ -16,8 +16,8 @@ from pydantic import (
     field_validator,
 )
 
+from collectors.wildcards import WildcardError, compile_wildcard
 from scanner.policy.versions import VersionError, VersionRequirement
-from scanner.policy.wildcards import WildcardError, compile_wildcard
 
 FORMAT = 1
 

@@ -12,22 +12,12 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from inventory.spec import HostSpec
+from inventory.spec import FIELDS, HostSpec
 from scanner.model import Host, HostState, Status
 
-# The host columns an inventory owns; everything else (state, history) belongs to cmscan.
-INVENTORY_COLUMNS = (
-    "address",
-    "port",
-    "transport",
-    "practice_code",
-    "pcn_code",
-    "ccg_code",
-    "icb_code",
-    "site",
-    "credential_profile",
-    "tags",
-)
+# The host columns an inventory owns (all but the name, which identifies the host);
+# everything else (state, history) belongs to cmscan.
+INVENTORY_COLUMNS = tuple(name for name in FIELDS if name != "hostname")
 
 
 class HostLookupError(LookupError):

@@ -7,7 +7,7 @@ verdict disagrees with the table is caught here even before the policy engine ex
 from __future__ import annotations
 
 from collectors.facts import Facts, Product
-from simulator.answers import like
+from collectors.wildcards import like
 
 
 def _version(text: str | None) -> tuple[int, ...]:
