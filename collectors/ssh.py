@@ -200,7 +200,8 @@ class SSHCollector:
             "client_keys": client_keys,
             "passphrase": None,
             "agent_path": None,  # only the profile's own secrets, never an agent's keys
-            "gss_host": () if kerberos else None,
+            # Kerberos asks for host/<name>, so the inventory name even when dialling an address.
+            "gss_host": target.hostname if kerberos else None,
             "gss_delegate_creds": False,
             "config": None,  # a personal ~/.ssh/config must not change a fleet scan
             "connect_timeout": min(timeouts.connect, timeouts.total),
