@@ -51,7 +51,7 @@ def test_like_behaves_as_powershell(text: str, pattern: str, expected: bool) -> 
 
 @pytest.mark.parametrize("pattern", ["[abc", "a[]b", "[z-a]"])
 def test_invalid_wildcards_fail_as_in_powershell(pattern: str) -> None:
-    with pytest.raises(WildcardError, match="unclosed or empty|backwards range"):
+    with pytest.raises(WildcardError, match=r"unclosed or empty|backwards range"):
         compile_wildcard(pattern)
 
 
