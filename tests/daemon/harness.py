@@ -143,6 +143,10 @@ class DaemonProcess:
         self._log_file.close()
         return code
 
+    def close(self) -> None:
+        """Release the log file of a process that has already exited."""
+        self._log_file.close()
+
     def alive(self) -> bool:
         return self.process.poll() is None
 

@@ -191,3 +191,67 @@ def test_a_fixed_machine_shows_compliant_after_rescan_wait(
         assert "no cmscan daemon is running" not in result.stderr
         assert daemon.terminate() == 0
     assert "released" in daemon.log
+
+
+def test_a_second_daemon_on_one_sqlite_database_is_refused(
+    simulated_fleet: StartFleet, sqlite_url: str, tmp_path: Path
+) -> None:
+    fleet = simulated_fleet(hosts=2, seed=3)
+    config = write_config(fleet, tmp_path, database_url=sqlite_url)
+    asyncio.run(import_fleet(sqlite_url, fleet))
+    first = DaemonProcess(config, database_url=sqlite_url, log=tmp_path / "first.log")
+    with daemons(first):
+        wait_for(lambda: "started" in first.log, timeout=30, what="the first daemon")
+        second = DaemonProcess(config, database_url=sqlite_url, log=tmp_path / "second.log")
+        assert second.process.wait(timeout=60) == 2
+        second.close()
+        assert "another cmscan daemon" in second.log
+        assert "SQLite allows one daemon per database" in second.log
+        assert first.terminate() == 0
+
+
+def test_postgresql_daemons_wake_on_notify_not_polling(
+    simulated_fleet: StartFleet, postgres_url: str, tmp_path: Path
+) -> None:
+    fleet = simulated_fleet(hosts=3, seed=3, transport="ssh")
+    # Poll only every two minutes: a rescan answered sooner can only have come through
+    # LISTEN/NOTIFY.
+    config = write_config(fleet, tmp_path, database_url=postgres_url)
+    config.write_text(
+        config.read_text().replace('poll_interval = "0.2s"', 'poll_interval = "120s"')
+    )
+    asyncio.run(import_fleet(postgres_url, fleet))
+    daemon = DaemonProcess(config, database_url=postgres_url, log=tmp_path / "daemon.log")
+    with daemons(daemon):
+        wait_for(
+            lambda: scalar(postgres_url, sa.select(sa.func.count()).select_from(Scan)) >= 3,
+            timeout=60,
+            what="the first sweep",
+        )
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("CMSCAN_")}
+        host = fleet.manifest()["hosts"][0]["hostname"]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "scanner",
+                "rescan",
+                "--host",
+                host,
+                "--wait",
+                "--timeout",
+                "60",
+                "--config",
+                str(config),
+                "--db",
+                postgres_url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            env=environment,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr + daemon.log
+        assert host in result.stdout
+        assert daemon.terminate() == 0
