@@ -1,20 +1,32 @@
-"""The HTTP listener of the daemon and `cmscan metrics serve`: health, readiness, /metrics."""
+"""The HTTP listener of the daemon and `cmscan metrics serve`: health, readiness, /metrics, API."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import uvicorn
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
 
+from exporters.api import build_router
+from exporters.prometheus import DeploymentCollector
 from scanner import __version__, db
 from scanner.config import Settings
+from scanner.model import utcnow
+
+log = logging.getLogger("cmscan.http")
 
 
 @dataclass
@@ -24,10 +36,51 @@ class HttpContext:
     database: db.Database
     settings: Settings
     registry: CollectorRegistry
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+
+class _Both(Collector):
+    """The process's registry and the deployment collector, rendered as one exposition."""
+
+    def __init__(self, process: CollectorRegistry, deployment: DeploymentCollector) -> None:
+        self.process = process
+        self.deployment = deployment
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.process.collect()
+        yield from self.deployment.collect()
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, object]]:
+    # Where and what, never the rejected input: it could be anything, of any size.
+    return [
+        {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
+        for error in exc.errors()
+    ]
 
 
 def build_app(context: HttpContext) -> FastAPI:
-    app = FastAPI(title="cmscan", version=__version__, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="cmscan",
+        version=__version__,
+        description="NHS smartcard readiness of Windows fleets: summary, hosts, rescans, exports.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    deployment = DeploymentCollector(context.database, context.settings, clock=context.clock)
+    app.state.deployment = deployment
+    exposition = CollectorRegistry()
+    exposition.register(_Both(context.registry, deployment))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_errors(exc)}, status_code=422)
+
+    @app.exception_handler(SQLAlchemyError)
+    @app.exception_handler(db.DatabaseError)
+    async def database_down(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("API request failed: %s", db.describe_error(exc, context.database.url))
+        return JSONResponse({"detail": "the database is unavailable"}, status_code=503)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -49,9 +102,12 @@ def build_app(context: HttpContext) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        body = await asyncio.to_thread(generate_latest, context.registry)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+        """Process metrics and deployment figures (see exporters/prometheus.py)."""
+        await deployment.prepare()
+        body = await asyncio.to_thread(generate_latest, exposition)
+        return Response(body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
+    app.include_router(build_router(context.database, context.settings, clock=context.clock))
     return app
 
 

@@ -1,0 +1,276 @@
+"""The export of unpatched machines as CSV or JSON, streamed; shared by the CLI and the API.
+
+"Unpatched" means noncompliant hosts; with `include_unreachable` also hosts whose last probe
+failed (unreachable, auth_failed, error); with `stale_days` also hosts with no good result in
+that many days. Rows come from a server-side cursor and leave as chunks of bytes, so memory
+stays flat however many hosts match.
+
+CSV follows RFC 4180 (the csv module, CRLF line ends) and every cell a spreadsheet would run
+as a formula is neutralised: host, site and practice names come from other people's files.
+`excel` adds a UTF-8 byte order mark so that Excel reads the accents in practice names.
+JSON is one array of objects, written as it is read; lists stay lists there.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from collectors.wildcards import compile_wildcard
+from exporters.spreadsheet_safety import neutralise
+from scanner import db
+from scanner.model import utcnow
+from scanner.policy import Policy
+from scanner.policy.versions import try_parse_version
+from scanner.store import reports
+from scanner.store.policies import get_active_policy
+
+ExportFormat = Literal["csv", "json"]
+
+COLUMNS = (
+    "hostname",
+    "address",
+    "site",
+    "practice_code",
+    "practice_name",
+    "pcn",
+    "ccg",
+    "icb",
+    "status",
+    "failing_rules",
+    "failing_titles",
+    "reasons",
+    "remediation",
+    "cm_version",
+    "identity_agent_version",
+    "middleware",
+    "middleware_version",
+    "last_scan",
+    "last_success",
+    "days_unreachable",
+    "waived_rules",
+)
+# Rule ids never contain ';'; titles and remediation texts may, so they get a rarer separator.
+ID_SEPARATOR = "; "
+TEXT_SEPARATOR = " | "
+CHUNK_BYTES = 64 * 1024  # bytes gathered before a chunk is handed to the file or the socket
+BOM = "\ufeff".encode()
+
+MEDIA_TYPES = {"csv": "text/csv; charset=utf-8; header=present", "json": "application/json"}
+
+# The columns name these products; the policy decides what is acceptable about them.
+_CM = [compile_wildcard("NHS Credential Management*")]
+_IDENTITY_AGENT = [
+    compile_wildcard("NHS Identity Agent*"),
+    compile_wildcard("NHS Digital Identity Agent*"),
+]
+_MIDDLEWARE_NAME = compile_wildcard("*Oberthur*")
+_MIDDLEWARE_PUBLISHERS = [compile_wildcard("IDEMIA*"), compile_wildcard("Oberthur*")]
+_AUTHENTIC = compile_wildcard("*Authentic*")
+
+
+class ExportError(ValueError):
+    """Export options that make no sense; the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportOptions:
+    ccg: str | None = None
+    practice: str | None = None
+    include_unreachable: bool = False
+    stale_days: int | None = None
+    excel: bool = False
+    format: ExportFormat = "csv"
+
+    def __post_init__(self) -> None:
+        if self.stale_days is not None and not 0 <= self.stale_days <= 36_500:
+            raise ExportError(f"stale days must be between 0 and 36500, not {self.stale_days}")
+        if self.format not in MEDIA_TYPES:
+            raise ExportError(f"unknown export format {self.format!r}; use csv or json")
+
+    @property
+    def media_type(self) -> str:
+        return MEDIA_TYPES[self.format]
+
+    def selection(self, now: datetime) -> reports.UnpatchedSelection:
+        stale = now - timedelta(days=self.stale_days) if self.stale_days is not None else None
+        return reports.UnpatchedSelection(
+            ccg=self.ccg,
+            practice=self.practice,
+            include_unreachable=self.include_unreachable,
+            stale_before=stale,
+        )
+
+
+@dataclass(slots=True)
+class ExportStats:
+    """Filled in while an export streams, for the summary line the CLI prints."""
+
+    rows: int = 0
+    bytes: int = 0
+    columns: tuple[str, ...] = field(default=COLUMNS)
+
+
+def _products(facts: dict[str, Any] | None) -> list[dict[str, Any]]:
+    items = facts.get("products") if isinstance(facts, dict) else None
+    return [p for p in items if isinstance(p, dict)] if isinstance(items, list) else []
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _newest(products: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """The product with the highest version (a host can list an old and a new install)."""
+    best, best_version = None, None
+    for product in products:
+        version = try_parse_version(_text(product.get("version")))
+        if best is None or (
+            version is not None and (best_version is None or version > best_version)
+        ):
+            best, best_version = product, version
+    return best
+
+
+def _named(products: list[dict[str, Any]], patterns: list[Any]) -> dict[str, Any] | None:
+    return _newest(p for p in products if any(m.match(_text(p.get("name"))) for m in patterns))
+
+
+def _middleware(products: list[dict[str, Any]]) -> dict[str, Any] | None:
+    def is_middleware(product: dict[str, Any]) -> bool:
+        name, publisher = _text(product.get("name")), _text(product.get("publisher"))
+        by_publisher = any(m.match(publisher) for m in _MIDDLEWARE_PUBLISHERS)
+        return bool(_MIDDLEWARE_NAME.match(name)) or (by_publisher and bool(_AUTHENTIC.match(name)))
+
+    return _newest(p for p in products if is_middleware(p))
+
+
+def _findings(verdict: dict[str, Any] | None, key: str) -> list[dict[str, Any]]:
+    items = verdict.get(key) if isinstance(verdict, dict) else None
+    return [f for f in items if isinstance(f, dict)] if isinstance(items, list) else []
+
+
+def _when(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
+
+
+def record(host: reports.UnpatchedHost, policy: Policy, now: datetime) -> dict[str, Any]:
+    """One host's row, with lists as lists (JSON keeps them; CSV joins them)."""
+    failing = _findings(host.verdict, "failing")
+    rule_ids = [_text(f.get("rule")) for f in failing]
+    remediation = []
+    for rule_id in rule_ids:
+        rule = policy.rule(rule_id)
+        if rule is not None and rule.remediation:
+            remediation.append(f"{rule_id}: {' '.join(rule.remediation.split())}")
+    products = _products(host.facts)
+    cm, agent, middleware = (
+        _named(products, _CM),
+        _named(products, _IDENTITY_AGENT),
+        _middleware(products),
+    )
+    days = None
+    if host.status in reports.FAILED_STATUSES:
+        since = host.last_success_at or host.first_seen_at
+        days = max(0, (now - since).days)
+    return {
+        "hostname": host.hostname,
+        "address": host.address,
+        "site": host.site,
+        "practice_code": host.practice_code,
+        "practice_name": host.practice_name,
+        "pcn": host.pcn_code,
+        "ccg": host.ccg_code,
+        "icb": host.icb_code,
+        "status": host.status,
+        "failing_rules": rule_ids,
+        "failing_titles": [_text(f.get("title")) for f in failing],
+        "reasons": [_text(f.get("reason")) for f in failing],
+        "remediation": remediation,
+        "cm_version": _text(cm.get("version")) or None if cm else None,
+        "identity_agent_version": _text(agent.get("version")) or None if agent else None,
+        "middleware": _text(middleware.get("name")) or None if middleware else None,
+        "middleware_version": _text(middleware.get("version")) or None if middleware else None,
+        "last_scan": _when(host.last_scan_at),
+        "last_success": _when(host.last_success_at),
+        "days_unreachable": days,
+        "waived_rules": [_text(f.get("rule")) for f in _findings(host.verdict, "waived")],
+    }
+
+
+def csv_cells(row: dict[str, Any]) -> list[str]:
+    cells = []
+    for column in COLUMNS:
+        value = row[column]
+        if isinstance(value, list):
+            separator = (
+                ID_SEPARATOR if column in ("failing_rules", "waived_rules") else TEXT_SEPARATOR
+            )
+            value = separator.join(value)
+        cells.append(neutralise(value))
+    return cells
+
+
+async def _csv_chunks(rows: AsyncIterator[dict[str, Any]], *, excel: bool) -> AsyncIterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    if excel:
+        yield BOM
+    async for row in rows:
+        writer.writerow(csv_cells(row))
+        if buffer.tell() >= CHUNK_BYTES:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode("utf-8")
+
+
+async def _json_chunks(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    parts = ["["]
+    size = 1
+    first = True
+    async for row in rows:
+        text = ("\n" if first else ",\n") + json.dumps(row, ensure_ascii=False)
+        first = False
+        parts.append(text)
+        size += len(text)
+        if size >= CHUNK_BYTES:
+            yield "".join(parts).encode("utf-8")
+            parts, size = [], 0
+    parts.append("\n]\n")
+    yield "".join(parts).encode("utf-8")
+
+
+async def export_unpatched(
+    database: db.Database,
+    options: ExportOptions,
+    *,
+    now: datetime | None = None,
+    stats: ExportStats | None = None,
+) -> AsyncIterator[bytes]:
+    """The export as chunks of bytes, read from one read transaction as they are written."""
+    now = now or utcnow()
+    stats = stats if stats is not None else ExportStats()
+    async with database.read() as session:
+        policy = await get_active_policy(session)
+        hosts = reports.unpatched_hosts(session, selection=options.selection(now))
+
+        async def rows() -> AsyncIterator[dict[str, Any]]:
+            async for host in hosts:
+                stats.rows += 1
+                yield record(host, policy, now)
+
+        chunks = (
+            _json_chunks(rows())
+            if options.format == "json"
+            else _csv_chunks(rows(), excel=options.excel)
+        )
+        async for chunk in chunks:
+            stats.bytes += len(chunk)
+            yield chunk

@@ -1,0 +1,1 @@
+"""Tests of the metrics, the HTTP API, the exports and cmscan status."""
