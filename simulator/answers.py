@@ -21,6 +21,7 @@ from collectors.facts import (
     Service,
     SmartCardType,
 )
+from collectors.probe import parse_stdin_invocation
 from collectors.wildcards import WildcardError, compile_wildcard
 from simulator.behaviour import Fault, PowerShellError, ScriptResult
 from simulator.profiles import Setup, View
@@ -187,6 +188,19 @@ def probe_patterns(parameters: Mapping[str, object]) -> list[str]:
     return [str(value)]
 
 
+# What a runner may put after the one-line invocation, e.g. Ansible's raw over PSRP.
+_EXIT_LINE = re.compile(r"^\s*exit(?:\s+(?:\$LASTEXITCODE|\d+))?\s*;?\s*$", re.IGNORECASE)
+
+
+def _one_line_invocation(script: str) -> tuple[str, list[str]] | None:
+    """The script and patterns of a probe sent as its one-line invocation (the form SSH feeds
+    to stdin), when that is what a script amounts to: the line, then at most `exit` lines."""
+    lines = [line for line in script.strip().splitlines() if line.strip()]
+    if not lines or not all(_EXIT_LINE.match(line) for line in lines[1:]):
+        return None
+    return parse_stdin_invocation(lines[0])
+
+
 def run_script(
     setup: Setup,
     machine: Machine,
@@ -197,6 +211,10 @@ def run_script(
     """Run a script on a simulated host: the probe answers with the host's facts as one JSON
     document; anything else gets the error PowerShell would give."""
     marker = _PROBE_MARKER.search(script)
+    if marker is None and (invocation := _one_line_invocation(script)) is not None:
+        script, found = invocation
+        parameters = {"Patterns": found}
+        marker = _PROBE_MARKER.search(script)
     if marker is None:
         return _not_the_probe(script, machine)
     stated = _PROBE_VERSION.search(script)

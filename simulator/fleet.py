@@ -8,6 +8,7 @@ import math
 import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
 from collectors.facts import Facts, OperatingSystem, Product
@@ -56,6 +57,12 @@ class FleetOptions:
     exec_ms: float = 250.0
     base_address: str = DEFAULT_BASE_ADDRESS
     transport: TransportChoice = "winrm"
+    # With it, every probe's run time is drawn from exec_ms..exec_ms_max (the spread a
+    # benchmark asks for) rather than spread around exec_ms host by host.
+    exec_ms_max: float | None = None
+    # The share of hosts with each fault, e.g. {POWERED_OFF: 0.1}: an exact mix, in place of
+    # fault_rate's realistic blend of every kind.
+    fault_mix: Mapping[Fault, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.hosts < 1:
@@ -64,12 +71,74 @@ class FleetOptions:
             raise ValueError(f"fault rate {self.fault_rate} is not between 0 and 1")
         if self.rtt_ms < 0 or self.exec_ms < 0:
             raise ValueError("latencies cannot be negative")
+        if self.exec_ms_max is not None and self.exec_ms_max < self.exec_ms:
+            raise ValueError(
+                f"probe run time range {self.exec_ms:g}-{self.exec_ms_max:g} ms ends before it"
+                " starts"
+            )
+        # Frozen, so the mix is copied into a read-only mapping the caller cannot change.
+        object.__setattr__(self, "fault_mix", MappingProxyType(checked_fault_mix(self.fault_mix)))
+        if self.fault_mix and self.fault_rate:
+            raise ValueError("give a fault rate or a fault mix, not both")
         if self.transport not in TRANSPORT_CHOICES:
             raise ValueError(
                 f"unknown transport {self.transport!r}; use one of {', '.join(TRANSPORT_CHOICES)}"
             )
         mix_profiles(self.mix)  # raises for an unknown mix
         addresses(self.base_address, self.hosts)  # raises when they do not fit on loopback
+
+
+def checked_fault_mix(mix: Mapping[Fault, float] | Mapping[str, float]) -> dict[Fault, float]:
+    """A fault mix with its names as Faults, or ValueError saying which share is wrong."""
+    checked: dict[Fault, float] = {}
+    for name, share in mix.items():
+        try:
+            fault = Fault(name)
+        except ValueError:
+            kinds = ", ".join(f.value for f in Fault)
+            raise ValueError(f"unknown fault {name!r} in the fault mix; use {kinds}") from None
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"fault share {fault.value}={share:g} is not between 0 and 1")
+        checked[fault] = float(share)
+    if sum(checked.values()) > 1.0 + 1e-9:
+        raise ValueError(
+            f"the fault mix adds up to {sum(checked.values()):g}, more than every host"
+        )
+    return checked
+
+
+def parse_fault_mix(text: str) -> dict[Fault, float]:
+    """`powered-off=0.1,slow=0.02` as a fault mix, or ValueError saying what is wrong."""
+    mix: dict[str, float] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        name, sep, share = item.partition("=")
+        try:
+            value = float(share)
+        except ValueError:
+            value = math.nan
+        if not sep or not math.isfinite(value):
+            raise ValueError(f"{item.strip()!r} is not FAULT=SHARE, e.g. powered-off=0.1")
+        if name.strip() in mix:
+            raise ValueError(f"fault {name.strip()!r} is given twice in the fault mix")
+        mix[name.strip()] = value
+    return checked_fault_mix(mix)
+
+
+def parse_exec_ms(text: str) -> tuple[float, float | None]:
+    """A probe run time in ms, `250`, or a range, `500-1500`, or ValueError saying why not."""
+    low, sep, high = text.strip().partition("-")
+    try:
+        first = float(low)
+        last = float(high) if sep else None
+    except ValueError:
+        raise ValueError(f"{text!r} is not a run time in ms, e.g. 250 or 500-1500") from None
+    if not math.isfinite(first) or first < 0 or (last is not None and not math.isfinite(last)):
+        raise ValueError(f"{text!r} is not a run time in ms, e.g. 250 or 500-1500")
+    if last is not None and last < first:
+        raise ValueError(f"probe run time range {text!r} ends before it starts")
+    return first, last
 
 
 class SimHost:
@@ -88,6 +157,7 @@ class SimHost:
         rtt_s: float,
         exec_s: float,
         timing_seed: str,
+        exec_range_s: tuple[float, float] | None = None,
     ) -> None:
         self._hostname = hostname
         self.address = address
@@ -98,6 +168,7 @@ class SimHost:
         self.machine = machine
         self.rtt_s = rtt_s
         self.exec_s = exec_s
+        self.exec_range_s = exec_range_s
         self._timing = random.Random(timing_seed)
         # Filled in by the runner once the listeners are bound.
         self.winrm_port: int | None = None
@@ -115,6 +186,13 @@ class SimHost:
     def timing(self) -> Timing:
         scale = SLOW_FACTOR if self.fault is Fault.SLOW else 1.0
         jitter = self._timing.uniform
+        if self.exec_range_s is not None:
+            low, high = self.exec_range_s
+            return Timing(
+                round_trip=self.rtt_s * scale * jitter(0.8, 1.25),
+                runspace_open=0.4 * scale * jitter(low, high),
+                script_run=scale * jitter(low, high),
+            )
         return Timing(
             round_trip=self.rtt_s * scale * jitter(0.8, 1.25),
             runspace_open=self.exec_s * 0.4 * scale * jitter(0.7, 1.4),
@@ -256,6 +334,26 @@ def _faults(rng: random.Random, count: int) -> list[Fault]:
     return chosen
 
 
+def _typical_exec_s(options: FleetOptions) -> float:
+    if options.exec_ms_max is None:
+        return options.exec_ms / 1000
+    return (options.exec_ms + options.exec_ms_max) / 2000
+
+
+def _exec_range_s(options: FleetOptions) -> tuple[float, float] | None:
+    if options.exec_ms_max is None:
+        return None
+    return options.exec_ms / 1000, options.exec_ms_max / 1000
+
+
+def _mixed_faults(mix: Mapping[Fault, float], hosts: int) -> list[Fault]:
+    """Exactly round(share x hosts) hosts of each fault in the mix (never more than the fleet)."""
+    chosen: list[Fault] = []
+    for fault, share in mix.items():
+        chosen += [fault] * round(share * hosts)
+    return chosen[:hosts]
+
+
 def build_fleet(options: FleetOptions) -> Fleet:
     """Draw a fleet from its options: organisations top-down sized by the host count."""
     root = random.Random(f"cmscan-sim/{options.seed}")
@@ -304,11 +402,14 @@ def build_fleet(options: FleetOptions) -> Fleet:
         profiles[index] = (
             weighted[position][0] if position < len(weighted) else _weighted(host_rng, weighted)
         )
-    faulty = round(options.fault_rate * options.hosts)
     faults: list[Fault | None] = [None] * options.hosts
     fault_order = list(range(options.hosts))
     host_rng.shuffle(fault_order)
-    for index, fault in zip(fault_order[:faulty], _faults(host_rng, faulty), strict=True):
+    if options.fault_mix:
+        drawn = _mixed_faults(options.fault_mix, options.hosts)
+    else:
+        drawn = _faults(host_rng, round(options.fault_rate * options.hosts))
+    for index, fault in zip(fault_order[: len(drawn)], drawn, strict=True):
         faults[index] = fault
 
     for index, ((practice, number), address) in enumerate(zip(slots, addrs, strict=True)):
@@ -327,10 +428,11 @@ def build_fleet(options: FleetOptions) -> Fleet:
                 transport=transport,
                 profile=profile,
                 fault=faults[index],
-                machine=_machine(rng, hostname, options.exec_ms / 1000),
+                machine=_machine(rng, hostname, _typical_exec_s(options)),
                 rtt_s=options.rtt_ms / 1000 * rng.uniform(0.5, 2.0),
                 exec_s=options.exec_ms / 1000 * rng.uniform(0.6, 1.6),
                 timing_seed=f"{options.seed}/timing/{hostname}",
+                exec_range_s=_exec_range_s(options),
             )
         )
     return fleet

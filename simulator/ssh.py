@@ -130,8 +130,11 @@ class _HostServer(asyncssh.SSHServer):
         if self._connection is not None:
             self._connections.discard(self._connection)
 
-    def begin_auth(self, username: str) -> bool:
+    async def begin_auth(self, username: str) -> bool:
         self._username = username
+        # Authentication starts after the key exchange and the service request: two round
+        # trips on a real network that loopback would otherwise make free.
+        await asyncio.sleep(2 * self._host.timing().round_trip)
         return True
 
     def password_auth_supported(self) -> bool:
@@ -146,7 +149,8 @@ class _HostServer(asyncssh.SSHServer):
             return False
         return same_user(username, self._account.username) and password == self._account.password
 
-    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+    async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        await asyncio.sleep(self._host.timing().round_trip)
         if self._host.fault is Fault.BAD_CREDENTIALS or not same_user(
             username, self._account.username
         ):
@@ -175,6 +179,8 @@ class _HostServer(asyncssh.SSHServer):
     ) -> None:
         channel = cast(asyncssh.SSHServerChannel[bytes], stdout.channel)
         try:
+            # Opening the channel and its exec request: one more round trip.
+            await asyncio.sleep(self._host.timing().round_trip)
             status = await self._command(channel.get_command(), stdin, stdout, stderr)
             channel.exit(status)
         except (BrokenPipeError, ConnectionError, asyncssh.Error):

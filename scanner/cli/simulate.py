@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from scanner.cli.common import fail, out
-from simulator.fleet import DEFAULT_BASE_ADDRESS, FleetOptions
+from simulator.fleet import DEFAULT_BASE_ADDRESS, FleetOptions, parse_exec_ms, parse_fault_mix
 from simulator.runner import FleetStartError, RunningFleet, RunOptions, run_fleet
 
 
@@ -71,8 +71,21 @@ def simulate(
         float, typer.Option("--rtt-ms", min=0.0, help="Network round trip per exchange, ms.")
     ] = 10.0,
     exec_ms: Annotated[
-        float, typer.Option("--exec-ms", min=0.0, help="Probe run time on a host, ms.")
-    ] = 250.0,
+        str,
+        typer.Option(
+            "--exec-ms",
+            help="Probe run time on a host, ms (spread host by host), or a range every run is"
+            " drawn from, e.g. 500-1500.",
+        ),
+    ] = "250",
+    fault_mix: Annotated[
+        str | None,
+        typer.Option(
+            "--fault-mix",
+            help="Exact share of hosts per fault instead of --faults, e.g."
+            " powered-off=0.1,slow=0.02.",
+        ),
+    ] = None,
     out_dir: Annotated[
         Path, typer.Option("--out", help="Directory for inventory, config, keys and sim.json.")
     ] = Path("simfleet"),
@@ -92,6 +105,7 @@ def simulate(
 ) -> None:
     """Run a simulated fleet of Windows workstations on loopback until interrupted."""
     try:
+        exec_low, exec_high = parse_exec_ms(exec_ms)
         options = RunOptions(
             fleet=FleetOptions(
                 hosts=hosts,
@@ -99,7 +113,9 @@ def simulate(
                 mix=profile.value,
                 fault_rate=faults,
                 rtt_ms=rtt_ms,
-                exec_ms=exec_ms,
+                exec_ms=exec_low,
+                exec_ms_max=exec_high,
+                fault_mix=parse_fault_mix(fault_mix) if fault_mix is not None else {},
                 base_address=base_address,
                 transport=transport.value,
             ),
