@@ -1,0 +1,1 @@
+"""Tests of the deployment assets: dashboards, Prometheus rules, systemd, containers, Kubernetes."""
