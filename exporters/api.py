@@ -45,6 +45,18 @@ class Error(BaseModel):
     detail: str
 
 
+class Problem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Invalid(BaseModel):
+    """422: a list of problems with where they are, or one sentence about the request."""
+
+    detail: str | list[Problem]
+
+
 _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Error, "description": "No token, or not a configured one."},
     403: {"model": Error, "description": "The token lacks the scope this route needs."},
@@ -409,7 +421,10 @@ def build_router(
     @router.post(
         "/rescans",
         status_code=status.HTTP_202_ACCEPTED,
-        responses={422: {"model": Error, "description": "The selection names no host."}},
+        responses={
+            400: {"model": Error, "description": "The body cannot be parsed."},
+            422: {"model": Invalid, "description": "Invalid, or selects no host."},
+        },
     )
     async def rescan(
         body: RescanBody,

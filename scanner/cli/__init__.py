@@ -8,16 +8,20 @@ import typer
 
 from scanner import __version__
 from scanner.cli import (
+    api_tokens,
     credentials,
     daemon,
     database,
     demo,
+    export,
     inventory,
+    metrics,
     policy,
     probe,
     rescan,
     scan,
     simulate,
+    status,
     waive,
 )
 
@@ -60,6 +64,10 @@ app.add_typer(policy.app, name="policy")
 app.command("waive")(waive.waive)
 app.command("probe")(probe.probe)
 app.command("simulate", help=simulate.HELP)(simulate.simulate)
+app.command("status")(status.status)
+app.add_typer(export.app, name="export")
+app.add_typer(metrics.app, name="metrics")
+app.add_typer(api_tokens.app, name="api")
 
 
 def main() -> None:
