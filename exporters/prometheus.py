@@ -8,9 +8,10 @@ fresh metric families from the latest snapshot and never touches the database it
 Caching: a snapshot is reused for `metrics.cache`, or for ten times as long as the last
 refresh took if that is longer, which keeps the metrics' share of database time small on
 very large fleets. A scrape that finds the snapshot too old starts a refresh and waits for it
-only briefly (SCRAPE_WAIT); if the database is slow it is served the previous snapshot and
-the next scrape gets the new one. A database that cannot be read makes `cmscan_database_up`
-0 and leaves the deployment series out, while the process's own metrics are still served.
+only briefly (SCRAPE_WAIT), or not at all when the last refresh took longer than that; it is
+then served the previous snapshot and the next scrape gets the new one. A database that
+cannot be read makes `cmscan_database_up` 0 and leaves the deployment series out, while the
+process's own metrics are still served.
 """
 
 from __future__ import annotations
@@ -222,10 +223,16 @@ class DeploymentCollector(Collector):
             return
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self.refresh(), name="cmscan-metrics-refresh")
-        patience = SCRAPE_WAIT if self._attempted else COLD_WAIT
-        with contextlib.suppress(TimeoutError):
-            # shield: a scrape that stops waiting must not cancel the refresh others await.
-            await asyncio.wait_for(asyncio.shield(self._task), patience)
+        if not self._attempted:
+            patience = COLD_WAIT
+        elif self._snapshot is not None and self._snapshot.duration_s > SCRAPE_WAIT:
+            patience = 0.0  # it will not be ready in time: serve the figures we have now
+        else:
+            patience = SCRAPE_WAIT
+        if patience > 0:
+            with contextlib.suppress(TimeoutError):
+                # shield: a scrape that stops waiting must not cancel the refresh itself.
+                await asyncio.wait_for(asyncio.shield(self._task), patience)
 
     async def aclose(self) -> None:
         if self._task is not None and not self._task.done():

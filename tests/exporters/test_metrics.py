@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 import subprocess
@@ -224,3 +225,35 @@ def test_golden_file_is_not_regenerated_by_accident() -> None:
     if os.environ.get(REGENERATE) == "1":
         pytest.skip("regenerating")
     assert GOLDEN.is_file(), f"missing {GOLDEN}: run the golden test with {REGENERATE}=1"
+
+
+async def test_a_scrape_does_not_wait_for_a_refresh_known_to_be_slow(seeded_sqlite: str) -> None:
+    database = db.Database(seeded_sqlite)
+    gate = asyncio.Event()
+    seconds = [0.0]
+    try:
+        collector = DeploymentCollector(
+            database, settings(seeded_sqlite), clock=lambda: NOW, timer=lambda: seconds[0]
+        )
+        await collector.prepare()
+        assert collector.snapshot is not None
+        # As if reading the figures had taken two seconds (a very large fleet).
+        slow_snapshot = dataclasses.replace(collector.snapshot, duration_s=2.0)
+        collector._snapshot = slow_snapshot
+        seconds[0] += 3600
+        original = collector.refresh
+
+        async def slow() -> None:
+            await gate.wait()
+            await original()
+
+        collector.refresh = slow  # type: ignore[method-assign]
+        await collector.prepare()
+        assert collector.snapshot is slow_snapshot
+        assert collector._task is not None
+        assert not collector._task.done()  # the refresh runs on after the scrape has its answer
+        gate.set()
+        await collector._task
+        assert collector.snapshot is not slow_snapshot
+    finally:
+        await database.dispose()
