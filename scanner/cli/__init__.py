@@ -29,7 +29,7 @@ app = typer.Typer(
     name="cmscan",
     help="Agentless compliance scanner for NHS smartcard readiness on Windows fleets.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
