@@ -116,9 +116,9 @@ class ExportStats:
     columns: tuple[str, ...] = field(default=COLUMNS)
 
 
-def _products(facts: dict[str, Any] | None) -> list[dict[str, Any]]:
-    items = facts.get("products") if isinstance(facts, dict) else None
-    return [p for p in items if isinstance(p, dict)] if isinstance(items, list) else []
+def _dicts(items: object) -> list[dict[str, Any]]:
+    """The objects of a stored JSON list; anything else in it (or instead of it) is ignored."""
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
 
 
 def _text(value: object) -> str:
@@ -150,25 +150,20 @@ def _middleware(products: list[dict[str, Any]]) -> dict[str, Any] | None:
     return _newest(p for p in products if is_middleware(p))
 
 
-def _findings(verdict: dict[str, Any] | None, key: str) -> list[dict[str, Any]]:
-    items = verdict.get(key) if isinstance(verdict, dict) else None
-    return [f for f in items if isinstance(f, dict)] if isinstance(items, list) else []
-
-
 def _when(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
 
 
 def record(host: reports.UnpatchedHost, policy: Policy, now: datetime) -> dict[str, Any]:
     """One host's row, with lists as lists (JSON keeps them; CSV joins them)."""
-    failing = _findings(host.verdict, "failing")
+    failing = _dicts(host.failing)
     rule_ids = [_text(f.get("rule")) for f in failing]
     remediation = []
     for rule_id in rule_ids:
         rule = policy.rule(rule_id)
         if rule is not None and rule.remediation:
             remediation.append(f"{rule_id}: {' '.join(rule.remediation.split())}")
-    products = _products(host.facts)
+    products = _dicts(host.products)
     cm, agent, middleware = (
         _named(products, _CM),
         _named(products, _IDENTITY_AGENT),
@@ -199,7 +194,7 @@ def record(host: reports.UnpatchedHost, policy: Policy, now: datetime) -> dict[s
         "last_scan": _when(host.last_scan_at),
         "last_success": _when(host.last_success_at),
         "days_unreachable": days,
-        "waived_rules": [_text(f.get("rule")) for f in _findings(host.verdict, "waived")],
+        "waived_rules": [_text(f.get("rule")) for f in _dicts(host.waived)],
     }
 
 
