@@ -175,14 +175,24 @@ class Prometheus:
         )
         return data
 
-    def label_values(self, selector: str | None, label: str) -> list[str]:
+    def label_values(
+        self, selector: str | None, label: str, *, start: float | None = None
+    ) -> list[str]:
+        """A label's values (on series matching `selector`), over the time since `start`
+        when given, as Grafana asks for them over the dashboard's time range."""
         params = {"match[]": selector} if selector else {}
+        if start is not None:
+            params["start"] = f"{start:.3f}"
         values: list[str] = self.get(f"/api/v1/label/{label}/values", **params)
         return sorted(v for v in values if v)
 
 
 def resolve_variables(
-    prometheus: Prometheus, dashboard: Mapping[str, Any], chosen: Mapping[str, list[str]]
+    prometheus: Prometheus,
+    dashboard: Mapping[str, Any],
+    chosen: Mapping[str, list[str]],
+    *,
+    start: float | None = None,
 ) -> tuple[dict[str, str], dict[str, list[str]]]:
     """Each variable's value for queries (a regex; All is ".*") and its options, in order,
     so that chained variables see the values chosen before them."""
@@ -193,7 +203,9 @@ def resolve_variables(
         if variable.get("type") != "query":
             continue
         selector, label = parse_label_values(variable_query(variable))
-        found = prometheus.label_values(expand(selector, values) if selector else None, label)
+        found = prometheus.label_values(
+            expand(selector, values) if selector else None, label, start=start
+        )
         options[name] = found
         picked = [v for v in chosen.get(name, []) if v in found]
         values[name] = regex_value(picked) if picked else str(variable.get("allValue", ".*"))
@@ -630,10 +642,12 @@ def render(
     import matplotlib.pyplot as plt
 
     dashboard = load_dashboard(dashboard_path)
-    values, options = resolve_variables(prometheus, dashboard, {})
-    values |= interval_values(scrape_interval, range_seconds)
     end = time.time()
     start = end - range_seconds
+    # Values seen in the last minute: a product that was removed from every host earlier
+    # in the range would otherwise get an empty panel.
+    values, options = resolve_variables(prometheus, dashboard, {}, start=end - 60)
+    values |= interval_values(scrape_interval, range_seconds)
     step = max(range_seconds / 240, scrape_interval)
     placed = layout(dashboard, options)
     rows = max(g["y"] + g["h"] for _, _, _, g in placed)
