@@ -8,13 +8,13 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.live import Live
 
+from exporters.csv import ExportOptions, export_unpatched
 from scanner import db
 from scanner.config import Settings, load_settings
 from scanner.daemon import Daemon, signals_stop
@@ -81,15 +81,9 @@ def _log_to(path: Path) -> None:
 
 
 class Demo:
-    def __init__(
-        self,
-        options: DemoOptions,
-        console: Console,
-        write_unpatched: Callable[[Settings, Path], object] | None = None,
-    ) -> None:
+    def __init__(self, options: DemoOptions, console: Console) -> None:
         self.options = options
         self.console = console
-        self.write_unpatched = write_unpatched
         self.directory = options.directory.resolve()
         self.started = time.monotonic()
         self.first_sweep: float | None = None
@@ -201,7 +195,7 @@ class Demo:
                     and (self.snapshot.scanned == self.snapshot.total)
                 ):
                     self.first_sweep = time.monotonic()
-                    await self._after_first_sweep(settings)
+                    await self._after_first_sweep(database)
                     campaign_task = asyncio.create_task(campaign.run())
                 sweep = self._sweep_line()
                 if view is not None:
@@ -225,11 +219,11 @@ class Demo:
                 view.stop()
             await database.dispose()
 
-    async def _after_first_sweep(self, settings: Settings) -> None:
-        if self.write_unpatched is None:
-            return
+    async def _after_first_sweep(self, database: db.Database) -> None:
+        """Write unpatched.csv as an engineer would export it, whole or not at all."""
         path = self.directory / "unpatched.csv"
-        await asyncio.to_thread(self.write_unpatched, settings, path)
+        chunks = [chunk async for chunk in export_unpatched(database, ExportOptions())]
+        await asyncio.to_thread(_write_atomically, path, b"".join(chunks))
         self.unpatched = path
         if not sys.stdout.isatty():
             self.console.print(f"first sweep complete: wrote {path}", markup=False)
@@ -253,6 +247,12 @@ class Demo:
                 f" {self.first_sweep - self.started:.0f}s"
             )
         return f"first sweep: {self.snapshot.scanned}/{self.snapshot.total} hosts scanned"
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    partial.replace(path)
 
 
 def _shorter(path: Path) -> str:
