@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, BinaryIO
 
 import typer
+from rich.markup import escape
 
 from exporters.csv import ExportError, ExportFormat, ExportOptions, ExportStats, export_unpatched
 from scanner import db
@@ -60,7 +61,7 @@ def unpatched(
     fleet of any size uses little memory.
     """
     if fmt not in ("csv", "json"):
-        fail(f"--format must be csv or json, not {fmt!r}")
+        fail(escape(f"--format must be csv or json, not {fmt!r}"))
     try:
         options = ExportOptions(
             ccg=ccg,
@@ -71,7 +72,7 @@ def unpatched(
             format=_format(fmt),
         )
     except ExportError as exc:
-        fail(str(exc))
+        fail(escape(str(exc)))
     current = settings(config, database_url=database)
     open_database(current)
     stats = ExportStats()
@@ -82,7 +83,7 @@ def unpatched(
         try:
             handle = output.open("wb")
         except OSError as exc:
-            fail(f"cannot write {output}: {exc.strerror}")
+            fail(escape(f"cannot write {output}: {exc.strerror}"))
         try:
             with handle:
                 run(_write(current.database_url, options, handle, stats))

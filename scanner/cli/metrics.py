@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from prometheus_client import CollectorRegistry, Info
+from rich.markup import escape
 
 from exporters.http import HttpContext, ListenError, bind, build_app, serve
 from scanner import __version__, db
@@ -39,14 +40,14 @@ def serve_metrics(
     try:
         address = parse_listen(listen)
     except ValueError as exc:
-        fail(str(exc))
+        fail(escape(str(exc)))
     current = settings(config, database_url=database)
     configure(level=current.log_level, fmt=current.log_format)
     open_database(current)
     try:
         asyncio.run(_serve(current, address))
     except (ListenError, db.DatabaseError) as exc:
-        fail(str(exc))
+        fail(escape(str(exc)))
 
 
 def _registry() -> CollectorRegistry:

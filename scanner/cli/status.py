@@ -9,7 +9,9 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from scanner import db
 from scanner.cli.common import ConfigOption, DbOption, fail, open_database, out, run, settings
@@ -50,7 +52,7 @@ def status(
     A table on a terminal, tab-separated columns when piped.
     """
     if group not in reports.GROUP_LEVELS:
-        fail(f"--group must be one of {', '.join(reports.GROUP_LEVELS)}, not {group!r}")
+        fail(escape(f"--group must be one of {', '.join(reports.GROUP_LEVELS)}, not {group!r}"))
     current = settings(config, database_url=database)
     open_database(current)
     level = next(lv for lv in reports.GROUP_LEVELS if lv == group)
@@ -164,7 +166,13 @@ def _table(o: _Overview, current: Settings) -> None:
     table.add_column("top failing rules")
     for group, counts in sorted(o.figures.groups.items()):
         code = group[0]
-        table.add_row(code, o.names.get(code, ""), *_row(counts), _top(o.top.get(group, [])))
+        # Text, not markup: codes and names come from inventories and ODS files.
+        table.add_row(
+            Text(code),
+            Text(" ".join(o.names.get(code, "").split())),
+            *_row(counts),
+            Text(_top(o.top.get(group, []))),
+        )
     table.add_section()
     table.add_row("all", "", *_row(_total(o.figures)), "", style="bold")
     out.print(table)

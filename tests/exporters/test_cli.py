@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -9,12 +10,16 @@ import subprocess
 import sys
 import time
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
+from rich.console import Console
 
 from exporters.auth import identify
 from scanner.config import Settings
+from scanner.store import reports
 from tests.support import free_port
 
 
@@ -61,9 +66,9 @@ def test_status_as_json(seeded_sqlite: str, tmp_path: Path) -> None:
         {"rule": "cm-installed", "hosts": 1},
         {"rule": "cm-version", "hosts": 1},
     ]
-    bad = cmscan("status", "--db", seeded_sqlite, "--group", "region", cwd=tmp_path)
+    bad = cmscan("status", "--db", seeded_sqlite, "--group", "[/region]", cwd=tmp_path)
     assert bad.returncode == 2
-    assert "--group must be one of" in bad.stderr
+    assert "--group must be one of icb, ccg, pcn, practice, not '[/region]'" in bad.stderr
 
 
 def test_export_to_a_file_for_excel_and_as_json_to_stdout(
@@ -143,3 +148,29 @@ def test_metrics_serve_answers_from_the_database_and_stops_on_sigterm(
         output = process.communicate(timeout=30)[0]
     assert process.returncode == 0, output
     assert f"serving http://127.0.0.1:{port}/metrics" in output
+
+
+def test_the_status_table_prints_names_from_other_peoples_files_as_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from scanner.cli import status
+
+    console = Console(file=io.StringIO(), width=220, force_terminal=True, color_system=None)
+    monkeypatch.setattr(status, "out", console)
+    counts = reports.GroupCounts()
+    counts.statuses["noncompliant"] = 2
+    overview = status._Overview(
+        level="ccg",
+        now=datetime.now(UTC),
+        policy="nhs-cis-baseline@00000000",
+        figures=reports.StatusFigures(groups={("00K",): counts}, due=0),
+        names={"00K": "[/bold] Practice [red]\nNorth"},
+        top={("00K",): [("cm-[installed]", 2)]},
+        daemons=0,
+        queue=reports.QueueFigures(pending_rescans=0, oldest_pending=None),
+        suspended=[],
+    )
+    status._table(overview, Settings())
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "[/bold] Practice [red] North" in text
+    assert "cm-[installed] (2)" in text
