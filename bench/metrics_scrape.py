@@ -273,7 +273,6 @@ def _scrapes(url: str, runs: int) -> dict[str, Any]:
         try:
             await serve(app, sock, stop)
         finally:
-            await deployment.aclose()
             await database.dispose()
 
     thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)

@@ -6,6 +6,7 @@ rescan. Errors are JSON objects with a `detail`; invalid input answers 422 and s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -30,6 +31,8 @@ from scanner.store.rescans import (
     request_rescan,
     rescan_results,
 )
+
+log = logging.getLogger("cmscan.api")
 
 PREFIX = "/api/v1"
 MAX_PAGE = 100_000
@@ -442,6 +445,13 @@ def build_router(
                 )
         except (RescanError, HostLookupError) as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+        log.info(
+            "rescan #%s of %d host(s) requested by api:%s (%s)",
+            request.id,
+            request.host_count,
+            caller.name,
+            selector.describe(),
+        )
         response.headers["Location"] = f"{PREFIX}/rescans/{request.id}"
         return _rescan_out(request, [])
 

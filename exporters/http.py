@@ -148,3 +148,6 @@ async def serve(app: FastAPI, sock: socket.socket, stop: asyncio.Event) -> None:
     server.should_exit = True
     stopper.cancel()
     await task
+    deployment = getattr(app.state, "deployment", None)
+    if isinstance(deployment, DeploymentCollector):
+        await deployment.aclose()  # before the caller closes the database under it

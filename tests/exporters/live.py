@@ -43,7 +43,6 @@ def live_server(
             app = build_app(HttpContext(database, settings, process_registry, clock=clock))
             started.set()
             await serve(app, sock, stop)
-            await app.state.deployment.aclose()
         finally:
             await database.dispose()
 

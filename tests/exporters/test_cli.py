@@ -16,11 +16,21 @@ from pathlib import Path
 import httpx
 import pytest
 from rich.console import Console
+from typer.testing import CliRunner
 
 from exporters.auth import identify
+from scanner.cli import app, common
 from scanner.config import Settings
 from scanner.store import reports
 from tests.support import free_port
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(common.out, "width", 250)
+    monkeypatch.setattr(common.err, "width", 250)
 
 
 def cmscan(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -54,9 +64,9 @@ def test_status_prints_one_plain_row_per_ccg_when_piped(seeded_sqlite: str, tmp_
     assert "\x1b[" not in result.stdout  # no colour codes in a pipe
 
 
-def test_status_as_json(seeded_sqlite: str, tmp_path: Path) -> None:
-    result = cmscan("status", "--db", seeded_sqlite, "--json", "--group", "practice", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+def test_status_as_json(seeded_sqlite: str) -> None:
+    result = runner.invoke(app, ["status", "--db", seeded_sqlite, "--json", "--group", "practice"])
+    assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["group"] == "practice"
     assert report["suspended_profiles"] == ["ops"]
@@ -66,8 +76,8 @@ def test_status_as_json(seeded_sqlite: str, tmp_path: Path) -> None:
         {"rule": "cm-installed", "hosts": 1},
         {"rule": "cm-version", "hosts": 1},
     ]
-    bad = cmscan("status", "--db", seeded_sqlite, "--group", "[/region]", cwd=tmp_path)
-    assert bad.returncode == 2
+    bad = runner.invoke(app, ["status", "--db", seeded_sqlite, "--group", "[/region]"])
+    assert bad.exit_code == 2
     assert "--group must be one of icb, ccg, pcn, practice, not '[/region]'" in bad.stderr
 
 
@@ -91,14 +101,14 @@ def test_export_to_a_file_for_excel_and_as_json_to_stdout(
         "pc03.a81001.nhs.uk",
         "pc08.b82001.nhs.uk",
     ]
-    wrong = cmscan("export", "unpatched", "--db", seeded_sqlite, "--format", "xlsx", cwd=tmp_path)
-    assert wrong.returncode == 2
+    wrong = runner.invoke(app, ["export", "unpatched", "--db", seeded_sqlite, "--format", "xlsx"])
+    assert wrong.exit_code == 2
     assert "--format must be csv or json" in wrong.stderr
 
 
-def test_api_token_prints_a_token_once_and_config_lines_that_admit_it(tmp_path: Path) -> None:
-    result = cmscan("api", "token", "grafana", "--scope", "rescan", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+def test_api_token_prints_a_token_once_and_config_lines_that_admit_it() -> None:
+    result = runner.invoke(app, ["api", "token", "grafana", "--scope", "rescan"])
+    assert result.exit_code == 0, result.stderr
     token, config = result.stdout.strip().split("\n", 1)
     assert token.startswith("cmscan_")
     assert token not in config
@@ -108,11 +118,12 @@ def test_api_token_prints_a_token_once_and_config_lines_that_admit_it(tmp_path: 
     caller = identify(settings.api.tokens, token)
     assert caller is not None
     assert caller.name == "grafana"
-    other = cmscan("api", "token", "grafana", cwd=tmp_path).stdout.split("\n", 1)[0]
+    other = runner.invoke(app, ["api", "token", "grafana"]).stdout.split("\n", 1)[0]
     assert other != token
-    bad = cmscan("api", "token", 'x"; evil = "1', cwd=tmp_path)
-    assert bad.returncode == 2
-    assert cmscan("api", "token", "ops", "--scope", "admin", cwd=tmp_path).returncode == 2
+    bad = runner.invoke(app, ["api", "token", 'x"; evil = "1'])
+    assert bad.exit_code == 2
+    assert "token name" in bad.stderr
+    assert runner.invoke(app, ["api", "token", "ops", "--scope", "admin"]).exit_code == 2
 
 
 def test_metrics_serve_answers_from_the_database_and_stops_on_sigterm(
