@@ -40,8 +40,16 @@ MAX_PER_PAGE = 500
 MAX_RESCAN_HOSTS = 10_000
 
 StatusName = Literal["compliant", "noncompliant", "unreachable", "auth_failed", "error", "unknown"]
-Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16)]
-HostName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=253)]
+# No control characters anywhere: PostgreSQL refuses NUL in text, and nothing real has them.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+Code = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=16, pattern=PRINTABLE),
+]
+HostName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=253, pattern=PRINTABLE),
+]
 
 
 class Error(BaseModel):
@@ -301,7 +309,11 @@ def build_router(
         practice: Annotated[Code | None, Query()] = None,
         q: Annotated[
             str | None,
-            Query(max_length=200, description="Part of a hostname, address or site, any case."),
+            Query(
+                max_length=200,
+                pattern=PRINTABLE,
+                description="Part of a hostname, address or site, any case.",
+            ),
         ] = None,
         page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
         per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 50,
@@ -348,7 +360,7 @@ def build_router(
         responses={404: {"model": Error}, 409: {"model": Error}},
     )
     async def host(
-        hostname: Annotated[str, Path(min_length=1, max_length=253)],
+        hostname: Annotated[str, Path(min_length=1, max_length=253, pattern=PRINTABLE)],
     ) -> HostOut:
         """One host: inventory, latest facts, verdict with reasons, recent scans and history."""
         now = clock()
@@ -457,7 +469,7 @@ def build_router(
 
     @router.get("/rescans/{request_id}", dependencies=[reader], responses={404: {"model": Error}})
     async def rescan_state(
-        request_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+        request_id: Annotated[int, Path(ge=1, le=2**31 - 1)],  # an INTEGER column
     ) -> RescanOut:
         """A rescan request: its state, counts, and each host's result so far."""
         async with database.read() as session:

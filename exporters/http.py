@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from exporters.api import build_router
 from exporters.prometheus import DeploymentCollector
@@ -76,7 +76,8 @@ def build_app(context: HttpContext) -> FastAPI:
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _validation_errors(exc)}, status_code=422)
 
-    @app.exception_handler(SQLAlchemyError)
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
     @app.exception_handler(db.DatabaseError)
     async def database_down(_request: Request, exc: Exception) -> JSONResponse:
         log.warning("API request failed: %s", db.describe_error(exc, context.database.url))

@@ -173,6 +173,7 @@ def test_unknown_hosts_and_rescans_are_404_with_a_detail(api: str) -> None:
         ({"page": "two"}, ["query", "page"]),
         ({"status": "broken"}, ["query", "status"]),
         ({"ccg": "X" * 17}, ["query", "ccg"]),
+        ({"q": "pc\x00"}, ["query", "q"]),
     ],
 )
 def test_bad_query_parameters_are_422_saying_where(
@@ -193,6 +194,7 @@ def test_bad_query_parameters_are_422_saying_where(
         ({"ccg": "00K", "colour": "red"}, "Extra inputs are not permitted"),
         ({"status": "sleepy"}, "Input should be"),
         ({"hosts": "pc01"}, "valid list"),
+        ({"hosts": ["pc01\x00"]}, "should match pattern"),
     ],
 )
 def test_bad_rescan_bodies_are_422(api: str, body: object, message: str) -> None:
