@@ -88,6 +88,10 @@ class ExportOptions:
     format: ExportFormat = "csv"
 
     def __post_init__(self) -> None:
+        for name in ("ccg", "practice"):
+            value = getattr(self, name)
+            if value is not None and (len(value) > 16 or not value.isprintable()):
+                raise ExportError(f"{name} {value!r} is not an organisation code")
         if self.stale_days is not None and not 0 <= self.stale_days <= 36_500:
             raise ExportError(f"stale days must be between 0 and 36500, not {self.stale_days}")
         if self.format not in MEDIA_TYPES:

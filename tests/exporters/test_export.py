@@ -135,5 +135,7 @@ async def test_json_keeps_lists_and_text_as_they_are(seeded_sqlite: str) -> None
 def test_bad_options_are_refused() -> None:
     with pytest.raises(ExportError, match="stale days"):
         ExportOptions(stale_days=-1)
+    with pytest.raises(ExportError, match="is not an organisation code"):
+        ExportOptions(ccg="00K\x00")
     with pytest.raises(ExportError, match="format"):
         ExportOptions(format="xlsx")  # type: ignore[arg-type]
