@@ -282,6 +282,7 @@ def build_router(
         """Hosts per group: counts per status, the share compliant, and how many are stale."""
         now = clock()
         async with database.read() as session:
+            await reports.for_aggregates(session)
             figures = await reports.status_figures(
                 session, levels=(group,), now=now, cutoff=now - settings.freshness
             )
