@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from exporters import auth
-from exporters.csv import ExportOptions, export_unpatched
+from exporters.csv import ExportError, ExportOptions, export_unpatched
 from scanner import db
 from scanner.config import Settings
 from scanner.model import RescanRequest, Status
@@ -487,7 +487,8 @@ def build_router(
             200: {
                 "content": {"text/csv": {}, "application/json": {}},
                 "description": "The export, streamed.",
-            }
+            },
+            422: {"model": Invalid, "description": "Invalid parameters."},
         },
     )
     async def export(
@@ -499,14 +500,17 @@ def build_router(
         format: Annotated[Literal["csv", "json"], Query()] = "csv",
     ) -> StreamingResponse:
         """Machines still to fix, as `cmscan export unpatched` writes them."""
-        options = ExportOptions(
-            ccg=ccg,
-            practice=practice,
-            include_unreachable=include_unreachable,
-            stale_days=stale_days,
-            excel=excel,
-            format=format,
-        )
+        try:
+            options = ExportOptions(
+                ccg=ccg,
+                practice=practice,
+                include_unreachable=include_unreachable,
+                stale_days=stale_days,
+                excel=excel,
+                format=format,
+            )
+        except ExportError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
         filename = f"unpatched.{format}"
         return StreamingResponse(
             export_unpatched(database, options, now=clock()),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -74,6 +75,9 @@ _MIDDLEWARE_PUBLISHERS = [compile_wildcard("IDEMIA*"), compile_wildcard("Oberthu
 _AUTHENTIC = compile_wildcard("*Authentic*")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 class ExportError(ValueError):
     """Export options that make no sense; the message says which."""
 
@@ -90,7 +94,7 @@ class ExportOptions:
     def __post_init__(self) -> None:
         for name in ("ccg", "practice"):
             value = getattr(self, name)
-            if value is not None and (len(value) > 16 or not value.isprintable()):
+            if value is not None and (len(value) > 16 or _CONTROL.search(value)):
                 raise ExportError(f"{name} {value!r} is not an organisation code")
         if self.stale_days is not None and not 0 <= self.stale_days <= 36_500:
             raise ExportError(f"stale days must be between 0 and 36500, not {self.stale_days}")
