@@ -1,0 +1,1 @@
+"""Tests of the sweep benchmark's pure parts: latency model, result parsing, tables."""
