@@ -12,6 +12,7 @@ import pytest
 
 from tests.exporters.live import live_server
 from tests.exporters.seed import NOW, READ_TOKEN, RESCAN_TOKEN, settings
+from tests.support import free_port
 
 READ = {"Authorization": f"Bearer {READ_TOKEN}"}
 RESCAN = {"Authorization": f"Bearer {RESCAN_TOKEN}"}
@@ -269,3 +270,14 @@ def test_the_export_streams_csv_and_json_with_the_cli_parameters(api: str) -> No
     excel = get(api, "/api/v1/export/unpatched.csv", excel="true")
     assert excel.content.startswith(b"\xef\xbb\xbf")
     assert get(api, "/api/v1/export/unpatched.csv", stale_days=-1).status_code == 422
+
+
+def test_a_database_that_cannot_be_reached_is_a_503_that_names_no_server() -> None:
+    url = f"postgresql+psycopg://cmscan:hunter2-secret@127.0.0.1:{free_port()}/cmscan"
+    with live_server(settings(url), clock=lambda: NOW) as base:
+        response = get(base, "/api/v1/summary")
+        ready = httpx.get(f"{base}/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"detail": "the database is unavailable"}
+    assert ready.status_code == 503
+    assert "hunter2-secret" not in ready.text
