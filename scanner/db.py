@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import (
 
 # How long a SQLite writer waits for another (the CLI importing while the daemon writes).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Any fixed number unique to cmscan: the PostgreSQL advisory lock held while migrating.
+MIGRATION_LOCK = 0x636D7363616E  # "cmscan"
 
 
 class DatabaseError(Exception):
@@ -173,10 +175,16 @@ def _sync_engine(url: str) -> sa.engine.Engine:
 
 
 def upgrade(url: str) -> None:
-    """Bring the schema to the newest revision (blocking; creates the database file if needed)."""
+    """Bring the schema to the newest revision (blocking; creates the database file if needed).
+
+    On PostgreSQL an advisory lock serialises upgrades, so replicas started together on an
+    empty database do not race to create the same tables.
+    """
     engine = _sync_engine(url)
     try:
         with engine.connect() as connection:
+            if not is_sqlite(url):
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             config = _alembic_config(url)
             config.attributes["connection"] = connection
             command.upgrade(config, "head")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -89,3 +90,11 @@ async def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
         assert mode == "wal"
     finally:
         await database.dispose()
+
+
+@pytest.mark.timeout(90)  # without the lock, concurrent upgrades block each other for good
+def test_replicas_upgrading_an_empty_postgresql_at_once_do_not_race(postgres_url: str) -> None:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for future in [pool.submit(db.upgrade, postgres_url) for _ in range(4)]:
+            future.result()
+    assert db.current_revision(postgres_url) == db.head_revision()
