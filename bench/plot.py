@@ -43,6 +43,9 @@ def plot(document: Mapping[str, Any], out: Path) -> Path:
                 s.wall_s / s.wall_over_ideal if s.wall_over_ideal else float("nan") for s in mine
             ]
             left.plot(hosts, ideal, linestyle="--", label=f"{label}: latency-bound ideal")
+            # Its CPU time on one core: where the measured line meets it, CPU is the limit.
+            cpu = [s.cpu_ms_per_host * s.hosts / 1000 for s in mine]
+            left.plot(hosts, cpu, linestyle=":", label=f"{label}: its CPU seconds")
             right.plot(hosts, [s.cpu_ms_per_host for s in mine], marker="o", label=label)
         for axis in (left, right):
             axis.set_xscale("log")
@@ -56,8 +59,13 @@ def plot(document: Mapping[str, Any], out: Path) -> Path:
     else:
         names = [f"{s.label}\n{s.hosts:,} hosts, {s.concurrency} at once" for s in summaries]
         positions = range(len(summaries))
-        left.barh(positions, [s.hosts_per_s for s in summaries], color="tab:blue")
-        right.barh(positions, [s.cpu_ms_per_host for s in summaries], color="tab:orange")
+        speed = left.barh(positions, [s.hosts_per_s for s in summaries], color="tab:blue")
+        cpu = right.barh(positions, [s.cpu_ms_per_host for s in summaries], color="tab:orange")
+        left.bar_label(speed, fmt="%.1f", fontsize=8, padding=2)
+        right.bar_label(cpu, fmt="%.1f", fontsize=8, padding=2)
+        costs = [s.cpu_ms_per_host for s in summaries if s.cpu_ms_per_host > 0]
+        if costs and max(costs) > 20 * min(costs):
+            right.set_xscale("log")  # Ansible's cost would flatten everyone else's bar
         for axis in (left, right):
             axis.set_yticks(list(positions), names, fontsize=8)
             axis.invert_yaxis()

@@ -575,7 +575,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--forks", type=int, default=50, help="Ansible's forks")
     parser.add_argument("--ansible-hosts", type=int, default=500, help="Ansible's subset")
-    parser.add_argument("--ansible-repeats", type=int, default=1, help="runs of Ansible")
+    parser.add_argument("--ansible-repeats", type=int, default=2, help="runs of Ansible")
     parser.add_argument("--rtt-ms", type=float, default=40.0, help="simulated round trip")
     parser.add_argument("--exec-ms", default="500-1500", help="probe run time, or LO-HI")
     parser.add_argument("--fault-mix", default="powered-off=0.1", help="FAULT=SHARE,...")
@@ -599,7 +599,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--name", default=None, help="results file name (sweep-<mode>)")
     args = parser.parse_args(argv)
     defaults = {
-        "compare": ("cmscan-winrm,pywinrm,cmscan-ssh,paramiko,ansible", 1000, 2),
+        "compare": ("cmscan-winrm,pywinrm,cmscan-ssh,paramiko,ansible", 1000, 3),
         "series": ("cmscan-winrm", 0, 1),
         "preset": ("cmscan-winrm", 5000, 2),
     }[args.mode]

@@ -15,6 +15,8 @@ from collectors.facts import ProbeOutputError, parse_probe_output
 SATURATED = 0.85
 # Within this factor of the latency-bound ideal, waiting on the network is what bounds it.
 NEAR_IDEAL = 1.3
+# Other work took this much of a saturated core: the machine's noise, not the process alone.
+OTHERS = 0.10
 
 
 @dataclass
@@ -130,14 +132,15 @@ def bound(
     """What limits a sweep, from where the time went. Each process is pinned to one core, so
     a share near 1 means it used all of its core; a core busy although its process was not
     means other work on the machine took the rest."""
-    if scanner_share >= SATURATED:
-        return "scanner CPU"
-    if scanner_core_busy is not None and scanner_core_busy >= SATURATED:
-        return "scanner's core, shared with other work"
-    if simulator_share >= SATURATED:
-        return "simulator CPU"
-    if simulator_core_busy is not None and simulator_core_busy >= SATURATED:
-        return "simulator's core, shared with other work"
+    for who, own, busy in (
+        ("scanner", scanner_share, scanner_core_busy),
+        ("simulator", simulator_share, simulator_core_busy),
+    ):
+        busy = max(own, busy if busy is not None else own)
+        if busy >= SATURATED:
+            if busy - own >= OTHERS:
+                return f"{who}'s core, shared with other work"
+            return f"{who} CPU"
     if wall_over_ideal <= NEAR_IDEAL:
         return "network latency"
     return "waiting: neither core saturated"
@@ -389,3 +392,20 @@ def markdown(document: Mapping[str, Any]) -> str:
     if notes:
         parts += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     return "\n".join(parts) + "\n"
+
+
+def main() -> None:
+    """Render results files again (after the report changes): `sweep_report.py FILE.json...`."""
+    import json
+    import sys
+    from pathlib import Path
+
+    for name in sys.argv[1:]:
+        source = Path(name)
+        document = json.loads(source.read_text(encoding="utf-8"))
+        source.with_suffix(".md").write_text(markdown(document), encoding="utf-8")
+        print(source.with_suffix(".md"))
+
+
+if __name__ == "__main__":
+    main()

@@ -109,6 +109,7 @@ def test_bound_names_what_limited_the_sweep(
 
 def test_a_busy_core_counts_even_when_other_work_kept_it_busy() -> None:
     assert bound(0.6, 0.2, 3.0, scanner_core_busy=0.97) == "scanner's core, shared with other work"
+    assert bound(0.84, 0.2, 3.0, scanner_core_busy=0.86) == "scanner CPU"
     assert bound(0.6, 0.2, 3.0, simulator_core_busy=0.9) == (
         "simulator's core, shared with other work"
     )
