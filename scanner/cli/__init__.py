@@ -1,4 +1,8 @@
-"""The cmscan command line: one typer app, one module per command group."""
+"""The cmscan command line: one typer app, one module per command group.
+
+Command modules import their heavy machinery (FastAPI, pypsrp, asyncssh, the simulator)
+inside the commands that need it, so that `cmscan --help` and quick commands start fast.
+"""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from exporters.auth import new_token, token_hash
 from scanner.cli.common import err, fail, out
 
 app = typer.Typer(help="The HTTP API.", no_args_is_help=True)
@@ -31,6 +30,8 @@ def token(
     Add the printed lines to the config file and restart the daemon; send the token as
     `Authorization: Bearer <token>`.
     """
+    from exporters.auth import new_token, token_hash
+
     if not _NAME.match(name):
         fail(escape(f"token name {name!r}: use up to 64 letters, digits, '.', '_', '@' or '-'"))
     scopes = list(dict.fromkeys(scope or ["read"]))

@@ -7,13 +7,10 @@ from typing import Annotated
 
 import typer
 
-from exporters.http import ListenError
 from scanner import db
 from scanner.cli.common import ConfigOption, DbOption, fail, open_database, settings
 from scanner.config import Settings
-from scanner.daemon import Daemon, DaemonError, signals_stop
 from scanner.logs import configure
-from scanner.transports import TransportError, build_collectors
 
 
 def daemon(
@@ -40,6 +37,10 @@ def daemon(
     SIGTERM or Ctrl-C stops claiming work, lets in-flight probes finish (daemon.grace),
     writes every result and exits 0. On PostgreSQL several daemons share the fleet.
     """
+    from exporters.http import ListenError
+    from scanner.daemon import DaemonError
+    from scanner.transports import TransportError
+
     current = settings(config, database_url=database, log_format=log_format)
     configure(level=current.log_level, fmt=current.log_format)
     open_database(current)
@@ -50,6 +51,9 @@ def daemon(
 
 
 async def _run(current: Settings, listen: str | None, concurrency: int | None) -> None:
+    from scanner.daemon import Daemon, signals_stop
+    from scanner.transports import build_collectors
+
     collectors = build_collectors(current, database=db.Database(current.database_url))
     service = Daemon(current, collectors=collectors, listen=listen, concurrency=concurrency)
     async with signals_stop(service.stop):

@@ -8,11 +8,7 @@ from typing import Annotated
 
 import typer
 
-from exporters.http import ListenError
 from scanner.cli.common import EXIT_OK, fail, out
-from scanner.daemon import DaemonError
-from scanner.demo.fleet import FleetError
-from scanner.demo.run import Demo, DemoOptions
 
 
 def demo(
@@ -34,6 +30,11 @@ def demo(
     Management, middleware or a reboot to some noncompliant machines so you can watch
     compliance rise. Everything is left in --dir for you to explore.
     """
+    from exporters.http import ListenError
+    from scanner.daemon import DaemonError
+    from scanner.demo.fleet import FleetError
+    from scanner.demo.run import Demo, DemoOptions
+
     options = DemoOptions(hosts=hosts, seed=seed, directory=directory, duration=duration)
     runner = Demo(options, out)
     try:

@@ -5,14 +5,20 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
 from rich.markup import escape
 
-from exporters.csv import ExportError, ExportFormat, ExportOptions, ExportStats, export_unpatched
 from scanner import db
 from scanner.cli.common import ConfigOption, DbOption, err, fail, open_database, run, settings
+
+if TYPE_CHECKING:
+    from exporters.csv import (
+        ExportFormat,
+        ExportOptions,
+        ExportStats,
+    )
 
 app = typer.Typer(help="Export lists of machines.", no_args_is_help=True)
 
@@ -60,6 +66,8 @@ def unpatched(
     Cells a spreadsheet would run as formulas are neutralised. The export streams, so a
     fleet of any size uses little memory.
     """
+    from exporters.csv import ExportError, ExportOptions, ExportStats
+
     if fmt not in ("csv", "json"):
         fail(escape(f"--format must be csv or json, not {fmt!r}"))
     try:
@@ -101,6 +109,8 @@ def _format(value: str) -> ExportFormat:
 
 
 async def _write(url: str, options: ExportOptions, handle: BinaryIO, stats: ExportStats) -> None:
+    from exporters.csv import export_unpatched
+
     database = db.Database(url)
     try:
         async for chunk in export_unpatched(database, options, stats=stats):

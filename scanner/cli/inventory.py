@@ -7,12 +7,11 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from exporters.spreadsheet_safety import neutralise
 from inventory.load import Format, guess_format
 from inventory.problems import Problem
 from inventory.spec import FIELDS
@@ -29,8 +28,10 @@ from scanner.cli.common import (
     run,
     settings,
 )
-from scanner.importing import ImportReport, import_inventory
 from scanner.store.hosts import HostRow, list_hosts
+
+if TYPE_CHECKING:
+    from scanner.importing import ImportReport
 
 app = typer.Typer(help="Import and list the hosts to scan.", no_args_is_help=True)
 
@@ -78,6 +79,8 @@ def import_(
     A file with any invalid row imports nothing (unless --skip-invalid): every problem is
     printed with its file:line. Retired hosts keep their history and come back if listed again.
     """
+    from scanner.importing import import_inventory
+
     fmt = _format(file, file_format)
     current = settings(config, database_url=database)
     db = open_database(current)
@@ -169,6 +172,8 @@ def list_(
     database: DbOption = None,
 ) -> None:
     """List inventoried hosts with their current status."""
+    from exporters.spreadsheet_safety import neutralise
+
     current = settings(config, database_url=database)
     db = open_database(current)
 

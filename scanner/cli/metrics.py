@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from prometheus_client import CollectorRegistry, Info
 from rich.markup import escape
 
-from exporters.http import HttpContext, ListenError, bind, build_app, serve
 from scanner import __version__, db
 from scanner.cli.common import ConfigOption, DbOption, fail, open_database, settings
 from scanner.config import Settings, parse_listen
-from scanner.daemon import signals_stop
 from scanner.logs import configure
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
 
 log = logging.getLogger("cmscan.metrics")
 
@@ -37,6 +38,8 @@ def serve_metrics(
     The figures are the ones every daemon serves, read from the same database, so this can
     run anywhere Prometheus can reach while the daemons scan elsewhere. Stop with Ctrl-C.
     """
+    from exporters.http import ListenError
+
     try:
         address = parse_listen(listen)
     except ValueError as exc:
@@ -52,6 +55,8 @@ def serve_metrics(
 
 def _registry() -> CollectorRegistry:
     # Only what this process can truthfully say: it scans nothing, so no scan counters.
+    from prometheus_client import CollectorRegistry, Info
+
     registry = CollectorRegistry()
     Info("cmscan_build", "The cmscan version running.", registry=registry).info(
         {"version": __version__}
@@ -60,6 +65,9 @@ def _registry() -> CollectorRegistry:
 
 
 async def _serve(current: Settings, address: tuple[str, int]) -> None:
+    from exporters.http import HttpContext, bind, build_app, serve
+    from scanner.daemon import signals_stop
+
     sock = bind(*address)
     database = db.Database(current.database_url)
     stop = asyncio.Event()

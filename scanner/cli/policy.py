@@ -6,7 +6,7 @@ import getpass
 from collections.abc import Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -28,16 +28,11 @@ from scanner.cli.common import (
 )
 from scanner.db import Database
 from scanner.model import HostState, utcnow
-from scanner.policy import Policy, PolicyError, evaluate, explain, load_policy_file
 from scanner.store.hosts import HostLookupError, find_host
-from scanner.store.policies import (
-    RegradeReport,
-    active_policy_version,
-    apply_policy,
-    get_active_policy,
-    missing_patterns,
-)
-from scanner.store.waivers import active_waivers
+
+if TYPE_CHECKING:
+    from scanner.policy import Policy
+    from scanner.store.policies import RegradeReport
 
 app = typer.Typer(
     help="Check, show, explain and apply the compliance policy.", no_args_is_help=True
@@ -68,6 +63,8 @@ def os_user() -> str:
 def run_graded(coroutine: Coroutine[Any, Any, T]) -> T:
     """run(), and exit 2 if the active policy stored in the database cannot be loaded (say,
     one applied by a newer cmscan)."""
+    from scanner.policy import PolicyError
+
     try:
         return run(coroutine)
     except PolicyError as exc:
@@ -83,6 +80,8 @@ def _when(moment: datetime | None) -> str:
 
 def _load(file: Path) -> Policy:
     """The policy in `file`, or exit 1 listing every problem as file:line:col."""
+    from scanner.policy import PolicyError, load_policy_file
+
     try:
         return load_policy_file(file)
     except PolicyError as exc:
@@ -119,6 +118,8 @@ def show(
     database: DbOption = None,
 ) -> None:
     """Show the active policy: id, hash, when and by whom it was applied, and its rules."""
+    from scanner.store.policies import active_policy_version, get_active_policy
+
     db = open_database(settings(config, database_url=database))
 
     async def body() -> tuple[Policy, str]:
@@ -164,6 +165,10 @@ def explain_(
 
     Exits 1 when the host is noncompliant, so that scripts can tell.
     """
+    from scanner.policy import evaluate, explain
+    from scanner.store.policies import get_active_policy, missing_patterns
+    from scanner.store.waivers import active_waivers
+
     db = open_database(settings(config, database_url=database))
     now = utcnow()
 
@@ -247,6 +252,8 @@ def apply_(
     Nothing is rescanned: each host's latest facts are evaluated again, and status changes
     are recorded. Hosts whose last scan failed keep their failure status.
     """
+    from scanner.store.policies import apply_policy
+
     policy = _load(file)
     db = open_database(settings(config, database_url=database))
     who = by or os_user()

@@ -7,14 +7,13 @@ import ipaddress
 import json
 import sys
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from collectors.base import Outcome, ScanResult, Target
-from collectors.credentials import CredentialError, Credentials, resolve
 from collectors.facts import Facts
 from inventory.spec import DEFAULT_PORTS
 from scanner import logs
@@ -33,12 +32,11 @@ from scanner.cli.common import (
 from scanner.config import Settings
 from scanner.db import Database
 from scanner.model import Host, utcnow
-from scanner.policy import Policy, Verdict, evaluate
-from scanner.runtime import timeouts_from
 from scanner.store.hosts import HostLookupError, find_host
-from scanner.store.policies import get_active_policy
-from scanner.store.waivers import active_waivers
-from scanner.transports import TransportError, build_collectors
+
+if TYPE_CHECKING:
+    from collectors.credentials import Credentials
+    from scanner.policy import Policy, Verdict
 
 DEFAULT_PROFILE = "default"
 
@@ -124,6 +122,12 @@ async def _probe(
     address: str | None,
     profile: str | None,
 ) -> _Report:
+    from scanner.policy import evaluate
+    from scanner.runtime import timeouts_from
+    from scanner.store.policies import get_active_policy
+    from scanner.store.waivers import active_waivers
+    from scanner.transports import TransportError, build_collectors
+
     async with db.read() as session:
         try:
             host = await find_host(session, name=name)
@@ -190,6 +194,8 @@ def _plan(
 
 
 def _credentials(current: Settings, name: str) -> Credentials:
+    from collectors.credentials import CredentialError, resolve
+
     profile = current.credentials.get(name)
     if profile is None:
         known = ", ".join(sorted(current.credentials)) or "none"

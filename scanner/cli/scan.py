@@ -6,7 +6,7 @@ import asyncio
 import sys
 import time
 from collections import Counter
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -26,13 +26,12 @@ from scanner.cli.common import (
     settings,
 )
 from scanner.config import Settings
-from scanner.daemon import signals_stop
 from scanner.logs import configure
 from scanner.model import Status
-from scanner.runtime import build_runtime, new_scanner_id
 from scanner.store.rescans import RescanError, Selector, select_hosts
-from scanner.sweep import SweepTally, run_sweep
-from scanner.transports import TransportError, build_collectors
+
+if TYPE_CHECKING:
+    from scanner.sweep import SweepTally
 
 STATUSES = [s.value for s in Status]
 PLAIN_PROGRESS_SECONDS = 5.0
@@ -82,6 +81,11 @@ def scan(
 async def _sweep(
     current: Settings, selector: Selector, concurrency: int | None
 ) -> tuple[SweepTally, bool]:
+    from scanner.daemon import signals_stop
+    from scanner.runtime import build_runtime, new_scanner_id
+    from scanner.sweep import SweepTally, run_sweep
+    from scanner.transports import TransportError, build_collectors
+
     database = db.Database(current.database_url)
     try:
         async with database.read() as session:

@@ -7,13 +7,15 @@ import signal
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from scanner.cli.common import fail, out
-from simulator.fleet import DEFAULT_BASE_ADDRESS, FleetOptions, parse_exec_ms, parse_fault_mix
-from simulator.runner import FleetStartError, RunningFleet, RunOptions, run_fleet
+from simulator.fleet import DEFAULT_BASE_ADDRESS
+
+if TYPE_CHECKING:
+    from simulator.runner import RunningFleet, RunOptions
 
 
 class Mix(StrEnum):
@@ -104,6 +106,9 @@ def simulate(
     ] = 0,
 ) -> None:
     """Run a simulated fleet of Windows workstations on loopback until interrupted."""
+    from simulator.fleet import FleetOptions, parse_exec_ms, parse_fault_mix
+    from simulator.runner import FleetStartError, RunOptions
+
     try:
         exec_low, exec_high = parse_exec_ms(exec_ms)
         options = RunOptions(
@@ -134,6 +139,8 @@ def simulate(
 
 
 async def _serve(options: RunOptions) -> None:
+    from simulator.runner import run_fleet
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -17,10 +17,8 @@ from scanner import db
 from scanner.cli.common import ConfigOption, DbOption, fail, open_database, out, run, settings
 from scanner.config import Settings
 from scanner.model import Status, utcnow
-from scanner.policy import PolicyError
 from scanner.store import reports
 from scanner.store.instances import live_instances
-from scanner.store.policies import get_active_policy
 
 TOP_RULES = 3
 
@@ -67,6 +65,9 @@ def status(
 
 
 async def _gather(current: Settings, level: reports.GroupLevel) -> _Overview:
+    from scanner.policy import PolicyError
+    from scanner.store.policies import get_active_policy
+
     database = db.Database(current.database_url)
     now = utcnow()
     try:

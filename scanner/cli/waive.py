@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -15,14 +15,10 @@ from scanner.config import parse_duration
 from scanner.db import Database
 from scanner.model import utcnow
 from scanner.store.hosts import HostLookupError, find_host
-from scanner.store.policies import RegradeReport
-from scanner.store.waivers import (
-    WaiverError,
-    WaiverRow,
-    grant_waiver,
-    list_waivers,
-    revoke_waiver,
-)
+
+if TYPE_CHECKING:
+    from scanner.store.policies import RegradeReport
+    from scanner.store.waivers import WaiverRow
 
 
 def parse_until(text: str, *, now: datetime) -> datetime:
@@ -118,6 +114,8 @@ def waive(
     noncompliant. Affected hosts are re-graded at once; a waiver stops applying by itself
     when its date has passed.
     """
+    from scanner.store.waivers import WaiverError, grant_waiver, list_waivers, revoke_waiver
+
     granting = host is not None or practice is not None
     modes = sum((granting, list_, revoke is not None))
     if modes != 1:
