@@ -45,6 +45,7 @@ from scanner import db
 from scanner.config import Settings
 from scanner.model import Host, HostState, Organisation
 from scanner.policy import default_policy, evaluate
+from scanner.results import product_pairs
 from scanner.telemetry import Telemetry
 from simulator.answers import Machine, facts
 from simulator.profiles import PROFILES
@@ -92,7 +93,7 @@ def build_fleet(url: str, hosts: int, *, noncompliant_only: bool = False, seed: 
         verdict = evaluate(policy, item)
         if noncompliant_only and verdict.status != "noncompliant":
             continue
-        pool.append((item.model_dump(mode="json"), verdict))
+        pool.append((item.model_dump(mode="json"), verdict, product_pairs(item)))
     if noncompliant_only and not pool:
         raise RuntimeError("no noncompliant profile drawn")
     ccgs = [f"{i // 26 % 10}{i % 10}{chr(65 + i % 26)}" for i in range(CCGS)]
@@ -165,7 +166,7 @@ _STATE_KEYS = (
 def _state(
     host_id: int, rng: random.Random, pool: list[Any], noncompliant_only: bool
 ) -> dict[str, Any]:
-    stored, verdict = rng.choice(pool)
+    stored, verdict, products = rng.choice(pool)
     success = NOW - timedelta(hours=rng.uniform(0, 24 * 14))
     outcome = "ok"
     status = verdict.status
@@ -179,6 +180,7 @@ def _state(
                 "next_due_at": NOW,
                 "failing_rules": [],
                 "advisories": [],
+                "products": [],
                 "consecutive_failures": 0,
             }
         if roll < 0.20:  # off at the moment, as practice machines often are
@@ -198,6 +200,7 @@ def _state(
         "policy_id": verdict.policy_id,
         "policy_hash": verdict.policy_hash,
         "facts": stored,
+        "products": products,
         "facts_at": success,
         "last_scan_at": last_scan,
         "last_outcome": outcome,

@@ -137,6 +137,11 @@ class HostState(SQLModel, table=True):
     policy_id: str | None = Field(default=None, max_length=100)
     policy_hash: str | None = Field(default=None, max_length=64)
     facts: dict[str, Any] | None = Field(default=None, sa_type=JSONType)  # latest good facts
+    # The latest facts' products as distinct [name, version] pairs: what the metrics count,
+    # kept small so that a scrape need not unpack every host's whole facts document.
+    products: list[list[str]] = Field(
+        default_factory=list, sa_type=JSONType, sa_column_kwargs={"server_default": sa.text("'[]'")}
+    )
     facts_at: datetime | None = _when(nullable=True)
     last_scan_id: int | None = None
     last_scan_at: datetime | None = _when(nullable=True)

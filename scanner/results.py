@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from collectors.base import Outcome, ScanResult
+from collectors.facts import Facts
 from scanner.model import HostState, Status
 from scanner.policy import Policy, Verdict, evaluate
 from scanner.scheduling import Schedule
@@ -47,6 +48,12 @@ class Transition:
     verdict: Verdict | None
 
 
+def product_pairs(facts: Facts) -> list[list[str]]:
+    """Distinct [name, version] pairs: a product in both registry views is one install."""
+    pairs = {(p.name, p.version or "") for p in facts.products}
+    return [list(pair) for pair in sorted(pairs)]
+
+
 def grade(
     policy: Policy, scan: CompletedScan, waived: Collection[str] = ()
 ) -> tuple[Status, Verdict | None]:
@@ -82,6 +89,7 @@ def apply_scan(
     if verdict is not None and result.facts is not None:
         # Facts and verdict are kept apart (invariant 2): the verdict can be recomputed.
         state.facts = result.facts.model_dump(mode="json")
+        state.products = product_pairs(result.facts)
         state.facts_at = when
         state.verdict = verdict.to_json()
         state.policy_id = verdict.policy_id

@@ -25,6 +25,7 @@ from scanner.model import (
     StatusChange,
 )
 from scanner.policy import default_policy, evaluate
+from scanner.results import product_pairs
 from tests.daemon.facts_samples import missing_cm, ready
 
 NOW = datetime(2025, 10, 1, 12, 0, tzinfo=UTC)
@@ -173,6 +174,7 @@ async def seed(database: db.Database) -> Seeded:
                 policy_id=policy.id if verdict else None,
                 policy_hash=policy.content_hash if verdict else None,
                 facts=facts.model_dump(mode="json") if facts else None,
+                products=product_pairs(facts) if facts else [],
                 facts_at=_ago(success),
                 last_scan_at=last_scan,
                 last_outcome={

@@ -110,6 +110,7 @@ def upgrade() -> None:
         sa.Column("policy_id", sa.String(length=100), nullable=True),
         sa.Column("policy_hash", sa.String(length=64), nullable=True),
         sa.Column("facts", JSON_DOC, nullable=True),
+        sa.Column("products", JSON_DOC, server_default=sa.text("'[]'"), nullable=False),
         sa.Column("facts_at", UTC_TIME, nullable=True),
         sa.Column("last_scan_id", sa.Integer(), nullable=True),
         sa.Column("last_scan_at", UTC_TIME, nullable=True),
