@@ -668,7 +668,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "command": " ".join(["bench/sweep.py", *(argv if argv is not None else sys.argv[1:])]),
         "started": started.isoformat(timespec="seconds"),
         "machine": machine,
-        "versions": sweep_proc.versions(ANSIBLE.parent / "python"),
+        "versions": sweep_proc.versions(ANSIBLE.parent / "python", ROOT),
         "pinning": pinning.describe(),
         "seed": args.seed,
         "latency_model": sweep_model.describe(options.rtt_ms, options.exec_ms, options.exec_ms_max),

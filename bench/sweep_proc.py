@@ -287,11 +287,32 @@ def _version(distribution: str) -> str | None:
         return None
 
 
-def versions(ansible_python: Path | None) -> dict[str, str | None]:
+def source_revision(root: Path) -> str | None:
+    """The git commit the measured code came from, marked when the tree had local changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{commit}+local changes" if dirty else commit
+
+
+def versions(ansible_python: Path | None, root: Path | None = None) -> dict[str, str | None]:
     """Versions of everything measured; ansible-core comes from its own environment."""
     found: dict[str, str | None] = {
         "python": platform.python_version(),
         "cmscan": _version("cmscan"),
+        "cmscan_commit": source_revision(root) if root is not None else None,
         "pypsrp": _version("pypsrp"),
         "asyncssh": _version("asyncssh"),
         "pywinrm": _version("pywinrm"),
