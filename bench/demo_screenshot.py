@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 from rich.console import Console
+from rich.style import Style
 from rich.text import Text
 
 RESULTS = Path(__file__).parent / "results"
@@ -62,23 +63,39 @@ def render_png(ansi: str, path: Path, *, width: int, height: int) -> None:
     )
     draw = ImageDraw.Draw(image)
     console = Console(width=width, color_system="truecolor", legacy_windows=False)
-    for row, line in enumerate(ansi.splitlines()[:height]):
+    # Parsed as a whole: tmux only emits an attribute when it changes, so a line can inherit
+    # its colour from the one before.
+    lines = Text.from_ansi(ansi, no_wrap=True).split("\n")
+    for row, line in enumerate(lines[:height]):
         column = 0
-        for segment in console.render(Text.from_ansi(line, no_wrap=True)):
+        line.no_wrap = True
+        for segment in console.render(line):
             if segment.text == "\n":
                 continue
             style = segment.style
-            color = style.color.get_truecolor() if style and style.color else None
+            fill = _fill(style)
             face = bold if style and style.bold else font
-            fill = tuple(color) if color else FOREGROUND
-            if style and style.dim:
-                fill = tuple(c // 2 + BACKGROUND[i] // 2 for i, c in enumerate(fill))
             for char in segment.text:
                 draw.text(
                     (margin + column * cell_w, margin + row * cell_h), char, font=face, fill=fill
                 )
                 column += 1
     image.save(path)
+
+
+def _fill(style: Style | None) -> tuple[int, int, int]:
+    # "Default colour" (SGR 39) is the terminal's foreground, not a colour of its own.
+    rgb = FOREGROUND
+    if style is not None and style.color is not None and not style.color.is_default:
+        triplet = style.color.get_truecolor()
+        rgb = (triplet.red, triplet.green, triplet.blue)
+    if style is not None and style.dim:
+        rgb = (
+            (rgb[0] + BACKGROUND[0]) // 2,
+            (rgb[1] + BACKGROUND[1]) // 2,
+            (rgb[2] + BACKGROUND[2]) // 2,
+        )
+    return rgb
 
 
 def main() -> None:
