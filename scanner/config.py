@@ -132,6 +132,7 @@ class DaemonSettings(_Section):
     flush_interval: Duration = timedelta(milliseconds=500)
     held_results: int = Field(default=20_000, ge=100)  # kept in memory while the database is away
     poll_interval: Duration = timedelta(seconds=1)
+    keep_scans: Duration = timedelta(days=180)  # scan history; status history is kept for good
 
     @field_validator("listen")
     @classmethod

@@ -30,6 +30,7 @@ from scanner.store import instances
 from scanner.store.leases import release_all
 from scanner.store.policies import active_policy_version, get_active_policy
 from scanner.store.rescans import NOTIFY_CHANNEL
+from scanner.store.scans import prune_scans
 from scanner.store.suspensions import active_suspensions
 from scanner.store.waivers import regrade_lapsed_waivers
 from scanner.writer import TRANSIENT
@@ -241,6 +242,12 @@ class Daemon:
         self._waivers_checked = now
         if report is not None:
             log.info("re-graded hosts whose waivers expired")
+        async with runtime.database.write() as session:
+            # A few thousand rows a pass keeps each transaction short; old history drains
+            # over successive passes.
+            pruned = await prune_scans(session, before=now - self.settings.daemon.keep_scans)
+        if pruned:
+            log.info("pruned %d scans older than %s", pruned, self.settings.daemon.keep_scans)
         local = runtime.lockout.suspended(now)
         for profile in local.keys() - suspended.keys() - runtime.writer.unsaved_suspensions:
             log.info("credential profile %r resumed; its secret was read again", profile)

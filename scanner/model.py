@@ -120,6 +120,8 @@ class Scan(SQLModel, table=True):
     trigger: str = Field(max_length=16)  # schedule, sweep, rescan, probe
     rescan_request_id: int | None = None
     scanner_id: str | None = Field(default=None, max_length=100)
+    # The facts, when they differ from the host's previous ones (apart from the probe's own
+    # timing); None when nothing changed or the probe failed.
     facts: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
 
 

@@ -19,7 +19,23 @@ from scanner.scheduling import Schedule
 from scanner.store.history import set_status
 
 
-def _scan_row(scan: CompletedScan, scanner_id: str) -> dict[str, Any]:
+def _changed_facts(scan: CompletedScan, previous: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The facts to keep with this scan: only when they differ from the host's previous facts
+    (the probe's own timing aside). Most scans find nothing new, and a facts document per
+    probe would grow the history by hundreds of megabytes a day on a large estate."""
+    if scan.result.facts is None:
+        return None
+    facts = scan.result.facts.model_dump(mode="json")
+    if previous is not None and _without_probe(previous) == _without_probe(facts):
+        return None
+    return facts
+
+
+def _without_probe(facts: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in facts.items() if key != "probe"}
+
+
+def _scan_row(scan: CompletedScan, scanner_id: str, facts: dict[str, Any] | None) -> dict[str, Any]:
     result = scan.result
     return {
         "host_id": scan.host_id,
@@ -32,7 +48,7 @@ def _scan_row(scan: CompletedScan, scanner_id: str) -> dict[str, Any]:
         "trigger": scan.trigger,
         "rescan_request_id": scan.rescan_request_id,
         "scanner_id": scanner_id,
-        "facts": result.facts.model_dump(mode="json") if result.facts is not None else None,
+        "facts": facts,
     }
 
 
@@ -58,9 +74,13 @@ async def record_scans(
             await session.execute(sa.select(HostState).where(col(HostState.host_id).in_(ids)))
         ).scalars()
     }
+    rows = []
+    for scan in scans:
+        state = states.get(scan.host_id)
+        previous = state.facts if state is not None else None
+        rows.append(_scan_row(scan, scanner_id, _changed_facts(scan, previous)))
     inserted = await session.execute(
-        sa.insert(Scan).returning(col(Scan.id), sort_by_parameter_order=True),
-        [_scan_row(scan, scanner_id) for scan in scans],
+        sa.insert(Scan).returning(col(Scan.id), sort_by_parameter_order=True), rows
     )
     scan_ids = [row[0] for row in inserted.all() if row[0] is not None]
     transitions: list[Transition | None] = []
@@ -84,6 +104,22 @@ def _superseded(state: HostState, scan: CompletedScan, scanner_id: str, now: dat
         return True  # someone recorded a newer scan of this host meanwhile
     held_by_other = state.lease_owner not in (None, scanner_id)
     return held_by_other and state.lease_expires_at is not None and state.lease_expires_at > now
+
+
+async def prune_scans(session: AsyncSession, *, before: datetime, limit: int = 5000) -> int:
+    """Delete up to `limit` scans that finished before `before`, never a host's latest one;
+    returns how many. Status history (status_change) is kept: it is small and draws the
+    deployment curve."""
+    latest = sa.select(col(HostState.last_scan_id)).where(col(HostState.last_scan_id).is_not(None))
+    old = (
+        sa.select(col(Scan.id))
+        .where(col(Scan.finished_at) < before, col(Scan.id).not_in(latest))
+        .limit(limit)
+    )
+    ids = list((await session.execute(old)).scalars())
+    if ids:
+        await session.execute(sa.delete(Scan).where(col(Scan.id).in_(ids)))
+    return len(ids)
 
 
 async def _count_rescans(

@@ -13,14 +13,14 @@ from collectors.base import Outcome, ScanResult
 from inventory.spec import HostSpec
 from scanner import db
 from scanner.lockout import Suspension
-from scanner.model import HostState, RescanRequest, StatusChange
+from scanner.model import HostState, RescanRequest, Scan, StatusChange
 from scanner.policy import default_policy
 from scanner.results import CompletedScan
 from scanner.scheduling import Schedule
 from scanner.store.hosts import apply_sync, plan_sync
 from scanner.store.leases import WorkItem, claim_due, claim_hosts, count_due, release, release_all
 from scanner.store.rescans import RescanError, Selector, request_rescan, rescan_results
-from scanner.store.scans import record_scans
+from scanner.store.scans import prune_scans, record_scans
 from scanner.store.suspensions import active_suspensions, record_suspension, resume_profile
 from tests.daemon.facts_samples import missing_cm, ready
 
@@ -304,3 +304,33 @@ async def test_sweeps_claim_their_selection_but_not_leased_hosts(database: db.Da
             session, owner="sweep", host_ids=ids, now=T0, until=T0 + LEASE, limit=10
         )
     assert {i.host_id for i in items} == ids - {busy.host_id}
+
+
+async def test_scans_keep_facts_only_when_they_changed(database: db.Database) -> None:
+    await add_hosts(database, 1)
+    async with database.write() as session:
+        (item,) = await claim_due(session, owner="d1", now=T0, until=T0 + LEASE, limit=1)
+    times = [T0 + timedelta(hours=h) for h in range(4)]
+    await record(database, [completed(item, at=times[0])])
+    await record(database, [completed(item, at=times[1])])  # the same facts again
+    await record(database, [completed(item, Outcome.UNREACHABLE, at=times[2])])
+    await record(database, [completed(item, facts_ok=False, at=times[3])])  # CM removed
+    async with database.read() as session:
+        kept = (await session.execute(sa.select(Scan.facts).order_by(Scan.started_at))).all()
+    assert [row.facts is not None for row in kept] == [True, False, False, True]
+
+
+async def test_old_scans_are_pruned_but_never_a_hosts_latest(database: db.Database) -> None:
+    await add_hosts(database, 2)
+    async with database.write() as session:
+        items = await claim_due(session, owner="d1", now=T0, until=T0 + LEASE, limit=2)
+    await record(database, [completed(items[0], at=T0), completed(items[1], at=T0)])
+    await record(database, [completed(items[0], at=T0 + timedelta(days=200))])
+    async with database.write() as session:
+        pruned = await prune_scans(session, before=T0 + timedelta(days=100))
+    assert pruned == 1  # items[0]'s first scan; items[1]'s only scan is its latest
+    async with database.read() as session:
+        left = (await session.execute(sa.select(Scan.host_id, Scan.started_at))).all()
+    assert sorted((row.host_id, row.started_at) for row in left) == sorted(
+        [(items[0].host_id, T0 + timedelta(days=200)), (items[1].host_id, T0)]
+    )
