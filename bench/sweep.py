@@ -244,7 +244,7 @@ def run_tool(
     sim_before = simulator.cpu_s()
     if tool.module is None:
         measured, outcomes, verified = _run_cmscan(bench, tool, simulator, chosen, where, timeout_s)
-        notes["stored"] = cmscan_sweep.stored_scans(where / "cmscan.db")
+        notes["stored_scans"] = cmscan_sweep.stored_scans(where / "cmscan.db")
         notes.update(cmscan_sweep.probe_times(where / "cmscan.db"))
     else:
         targets = _targets(manifest, chosen, tool.transport, bench.patterns)
@@ -396,8 +396,9 @@ def _run_cmscan(
             f"cmscan scan exited {measured.exit_code}: {(where / 'stderr.txt').read_text()[-2000:]}"
         )
     outcomes = cmscan_sweep.parse_outcomes(stdout)
-    stored = cmscan_sweep.stored_scans(database)
-    return measured, outcomes, stored.get("ok", {}).get("with_facts", 0)
+    # The same check as the baselines': the stored facts parse and carry the patterns.
+    verified, _ = sweep_report.verified_facts(cmscan_sweep.stored_facts(database), bench.patterns)
+    return measured, outcomes, verified
 
 
 def _targets(

@@ -8,6 +8,7 @@ import re
 import sqlite3
 import sys
 from collections.abc import Mapping
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -78,19 +79,30 @@ def scan_command(config: Path, database_url: str, concurrency: int) -> list[str]
     ]  # fmt: skip
 
 
-def stored_scans(database: Path) -> dict[str, dict[str, int]]:
-    """What the sweep left in the database: scans per outcome, and how many stored facts."""
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
-        rows = connection.execute(
-            "SELECT outcome, COUNT(*), SUM(facts IS NOT NULL) FROM scan GROUP BY outcome"
-        ).fetchall()
-    return {str(o): {"scans": int(n), "with_facts": int(f or 0)} for o, n, f in rows}
+def stored_scans(database: Path) -> dict[str, int]:
+    """What the sweep left in the database: scans per outcome."""
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
+        rows = connection.execute("SELECT outcome, COUNT(*) FROM scan GROUP BY outcome").fetchall()
+    return {str(outcome): int(count) for outcome, count in rows}
+
+
+def stored_facts(database: Path) -> dict[str, str]:
+    """The facts kept for each successful scan, by host name: with the scan itself, or as the
+    host's latest facts when the scan's were not kept apart (they had not changed)."""
+    query = (
+        "SELECT h.hostname, NULLIF(s.facts, 'null'), NULLIF(st.facts, 'null') FROM scan s"
+        " JOIN host h ON h.id = s.host_id LEFT JOIN host_state st ON st.host_id = s.host_id"
+        " WHERE s.outcome = 'ok'"
+    )
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
+        rows = connection.execute(query).fetchall()
+    return {str(name): str(own or latest or "") for name, own, latest in rows}
 
 
 def probe_times(database: Path) -> dict[str, float | None]:
     """From the stored scans: the mean time of a successful probe, the time of all probes
     added up, and the span from the first probe's start to the last one's end."""
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
         rows = connection.execute("SELECT started_at, finished_at, outcome FROM scan").fetchall()
     if not rows:
         return {"probe_s_ok_mean": None, "probe_s_sum": 0.0, "span_s": 0.0}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import asyncssh
@@ -137,3 +139,34 @@ def test_known_hosts_are_indexed_by_every_name(tmp_path: Path, port: int) -> Non
     index = known_hosts(path)
     assert set(index) == set(names)
     assert index[names[1]]["ssh-ed25519"].get_base64() == public[1]
+
+
+def _database(tmp_path: Path) -> Path:
+    """The columns of cmscan's scan, host and host_state tables that the harness reads."""
+    path = tmp_path / "cmscan.db"
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(
+            "CREATE TABLE host (id INTEGER PRIMARY KEY, hostname TEXT);"
+            "CREATE TABLE host_state (host_id INTEGER, facts TEXT);"
+            "CREATE TABLE scan (host_id INTEGER, outcome TEXT, facts TEXT,"
+            " started_at TEXT, finished_at TEXT);"
+            "INSERT INTO host VALUES (1, 'pc1'), (2, 'pc2'), (3, 'pc3');"
+            "INSERT INTO host_state VALUES (1, '{\"latest\": 1}'), (2, '{\"latest\": 2}'),"
+            " (3, NULL);"
+            "INSERT INTO scan VALUES"
+            " (1, 'ok', '{\"own\": 1}', '2026-01-01 10:00:00', '2026-01-01 10:00:02'),"
+            " (2, 'ok', 'null', '2026-01-01 10:00:01', '2026-01-01 10:00:05'),"
+            " (3, 'unreachable', 'null', '2026-01-01 10:00:01', '2026-01-01 10:00:01.5');"
+        )
+    return path
+
+
+def test_stored_facts_come_from_the_scan_or_else_the_hosts_latest(tmp_path: Path) -> None:
+    database = _database(tmp_path)
+    assert cmscan_sweep.stored_scans(database) == {"ok": 2, "unreachable": 1}
+    assert cmscan_sweep.stored_facts(database) == {"pc1": '{"own": 1}', "pc2": '{"latest": 2}'}
+
+
+def test_probe_times_come_from_the_stored_scans(tmp_path: Path) -> None:
+    times = cmscan_sweep.probe_times(_database(tmp_path))
+    assert times == {"probe_s_ok_mean": 3.0, "probe_s_sum": 6.5, "span_s": 5.0}
