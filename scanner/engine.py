@@ -105,6 +105,7 @@ class Engine:
                         busy_sites=self._busy_sites(),
                         held_profiles=self._held_profiles,
                         give_back=self._give_back,
+                        per_site=self.limits.per_site,
                     )
                     self._give_back = []
                     self.outage.succeeded()

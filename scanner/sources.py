@@ -22,6 +22,7 @@ class WorkSource(Protocol):
         busy_sites: Collection[str],
         held_profiles: Collection[str],
         give_back: Collection[int],
+        per_site: int,
     ) -> list[WorkItem]: ...
 
     def finished(self, host_id: int) -> None: ...
@@ -52,6 +53,7 @@ class DueHosts:
         busy_sites: Collection[str],
         held_profiles: Collection[str],
         give_back: Collection[int],
+        per_site: int,
     ) -> list[WorkItem]:
         async with self.database.write() as session:
             await release(session, owner=self.owner, host_ids=give_back)
@@ -64,6 +66,7 @@ class DueHosts:
                 scheduled=self.schedule.in_window(now),
                 busy_sites=busy_sites,
                 held_profiles=held_profiles,
+                per_site=per_site,
             )
 
     def finished(self, host_id: int) -> None:
@@ -97,6 +100,7 @@ class Selection:
         busy_sites: Collection[str],
         held_profiles: Collection[str],
         give_back: Collection[int],
+        per_site: int,
     ) -> list[WorkItem]:
         self._claimed -= set(give_back)
         async with self.database.write() as session:
@@ -110,6 +114,7 @@ class Selection:
                 limit=limit,
                 busy_sites=busy_sites,
                 held_profiles=held_profiles,
+                per_site=per_site,
             )
         self._claimed.update(item.host_id for item in items)
         return items

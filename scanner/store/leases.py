@@ -84,6 +84,71 @@ async def _lease(
     return [by_id[i] for i in ids if i in by_id]  # keep the priority order
 
 
+# How far down the priority order a claim looks when spreading work across practices.
+CANDIDATES_PER_SLOT = 4
+
+
+async def _claim(
+    session: AsyncSession,
+    *,
+    where: list[sa.ColumnElement[bool]],
+    priority: list[sa.Label[Any]],
+    limit: int,
+    per_site: int,
+    owner: str,
+    until: datetime,
+    now: datetime,
+) -> list[WorkItem]:
+    """Lease up to `limit` hosts matching `where`, spread across practices.
+
+    Taking the first hosts in priority order would take whole practices at once (hosts are
+    numbered practice by practice), and the per-site limit would then hand most of them
+    back. So the claim looks at the head of the queue and takes each practice's first host,
+    then each one's second, and so on, up to `per_site` per practice; rescans still go first.
+    """
+    head = (
+        sa.select(
+            col(HostState.host_id),
+            col(HostState.rescan_request_id),
+            col(Host.practice_code),
+            *priority,
+        )
+        .join(Host, col(Host.id) == col(HostState.host_id))
+        .where(*where)
+        .order_by(*priority)
+        .limit(max(limit * CANDIDATES_PER_SLOT, 200))
+        .subquery()
+    )
+    # A host without a practice is a site of its own.
+    site = sa.func.coalesce(head.c.practice_code, sa.cast(head.c.host_id, sa.String))
+    order = [head.c[label.name] for label in priority]
+    ranked = sa.select(
+        head.c.host_id,
+        head.c.rescan_request_id.is_(None).label("scheduled"),
+        sa.func.row_number().over(partition_by=site, order_by=order).label("site_rank"),
+        sa.func.row_number().over(order_by=order).label("overall"),
+    ).subquery()
+    candidates = (
+        sa.select(ranked.c.host_id)
+        .where(ranked.c.site_rank <= per_site)
+        .order_by(ranked.c.scheduled, ranked.c.site_rank, ranked.c.overall)
+        .limit(limit)
+    )
+    ids: list[int] = list((await session.execute(candidates)).scalars())
+    if not ids:
+        return []
+    # Lock what is still free: another replica may have claimed some of them meanwhile.
+    # FOR UPDATE SKIP LOCKED lets replicas claim at once without waiting for or double-
+    # claiming each other's rows; SQLite has one daemon per database and ignores it.
+    locked = await session.execute(
+        sa.select(col(HostState.host_id))
+        .where(col(HostState.host_id).in_(ids), _lease_free(now))
+        .with_for_update(skip_locked=True)
+    )
+    free = set(locked.scalars())
+    return await _lease(session, [i for i in ids if i in free], owner=owner, until=until)
+
+
 async def claim_due(
     session: AsyncSession,
     *,
@@ -92,41 +157,38 @@ async def claim_due(
     until: datetime,
     limit: int,
     scheduled: bool = True,
+    per_site: int = 1_000_000,
     busy_sites: Collection[str] = (),
     held_profiles: Collection[str] = (),
 ) -> list[WorkItem]:
     """Lease up to `limit` hosts that are due: manual rescans first, then hosts never scanned,
-    then the most overdue. With `scheduled` False (outside scan windows) only rescans.
-
-    On PostgreSQL, FOR UPDATE SKIP LOCKED lets replicas claim at the same time without
-    waiting for or double-claiming each other's rows; SQLite has one daemon per database.
-    """
+    then the most overdue. With `scheduled` False (outside scan windows) only rescans."""
     if limit <= 0:
         return []
     wanted: sa.ColumnElement[bool] = col(HostState.rescan_request_id).is_not(None)
     if scheduled:
         wanted = sa.or_(wanted, col(HostState.next_due_at) <= now)
-    query = (
-        sa.select(col(HostState.host_id))
-        .join(Host, col(Host.id) == col(HostState.host_id))
-        .where(
+    return await _claim(
+        session,
+        where=[
             _in_service(),
             wanted,
             _lease_free(now),
             _not_in(col(Host.practice_code), busy_sites),
             _not_in(col(Host.credential_profile), held_profiles),
-        )
-        .order_by(
-            col(HostState.rescan_request_id).is_(None),
-            col(HostState.last_scan_at).is_not(None),
-            col(HostState.next_due_at),
-            col(HostState.host_id),
-        )
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=HostState)
+        ],
+        priority=[
+            col(HostState.rescan_request_id).is_(None).label("not_rescan"),
+            col(HostState.last_scan_at).is_not(None).label("scanned_before"),
+            col(HostState.next_due_at).label("due"),
+            col(HostState.host_id).label("tie"),
+        ],
+        limit=limit,
+        per_site=per_site,
+        owner=owner,
+        until=until,
+        now=now,
     )
-    ids = list((await session.execute(query)).scalars().all())
-    return await _lease(session, ids, owner=owner, until=until)
 
 
 async def claim_hosts(
@@ -137,27 +199,28 @@ async def claim_hosts(
     now: datetime,
     until: datetime,
     limit: int,
+    per_site: int = 1_000_000,
     busy_sites: Collection[str] = (),
     held_profiles: Collection[str] = (),
 ) -> list[WorkItem]:
     """Lease up to `limit` of the given hosts whose lease is free (for one-shot sweeps)."""
     if limit <= 0 or not host_ids:
         return []
-    query = (
-        sa.select(col(HostState.host_id))
-        .join(Host, col(Host.id) == col(HostState.host_id))
-        .where(
+    return await _claim(
+        session,
+        where=[
             col(HostState.host_id).in_(sorted(host_ids)),
             _lease_free(now),
             _not_in(col(Host.practice_code), busy_sites),
             _not_in(col(Host.credential_profile), held_profiles),
-        )
-        .order_by(col(HostState.host_id))
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=HostState)
+        ],
+        priority=[col(HostState.host_id).label("tie")],
+        limit=limit,
+        per_site=per_site,
+        owner=owner,
+        until=until,
+        now=now,
     )
-    ids = list((await session.execute(query)).scalars().all())
-    return await _lease(session, ids, owner=owner, until=until)
 
 
 async def release(session: AsyncSession, *, owner: str, host_ids: Collection[int]) -> None:
