@@ -601,7 +601,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     defaults = {
         "compare": ("cmscan-winrm,pywinrm,cmscan-ssh,paramiko,ansible", 1000, 3),
-        "series": ("cmscan-winrm", 0, 1),
+        "series": ("cmscan-winrm", 0, 2),
         "preset": ("cmscan-winrm", 5000, 2),
     }[args.mode]
     args.tools = [t.strip() for t in (args.tools or defaults[0]).split(",") if t.strip()]
