@@ -648,6 +648,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         profile_rate=args.profile,
     )
     machine = sweep_proc.machine()
+    # The code each run measured is the tree as it stands when the run starts: note it now,
+    # and again at the end in case the tree changed during the benchmark.
+    versions = sweep_proc.versions(ANSIBLE.parent / "python", ROOT)
     try:
         simulators = compare(args, bench) if args.mode == "compare" else series(args, bench)
     finally:
@@ -669,7 +672,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "command": " ".join(["bench/sweep.py", *(argv if argv is not None else sys.argv[1:])]),
         "started": started.isoformat(timespec="seconds"),
         "machine": machine,
-        "versions": sweep_proc.versions(ANSIBLE.parent / "python", ROOT),
+        "versions": versions,
         "pinning": pinning.describe(),
         "seed": args.seed,
         "latency_model": sweep_model.describe(options.rtt_ms, options.exec_ms, options.exec_ms_max),
@@ -684,6 +687,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "notes": bench.notes,
         "profiles": bench.profiles,
     }
+    at_end = sweep_proc.source_revision(ROOT)
+    if at_end != versions.get("cmscan_commit"):
+        bench.notes.append(f"the source tree changed during the benchmark: {at_end} at the end")
     write(document, args.results, args.name)
 
 
