@@ -37,8 +37,9 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-# JSONB on PostgreSQL (indexable, compact); plain JSON text elsewhere.
-JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+# JSONB on PostgreSQL (indexable, compact); plain JSON text elsewhere. Python None is SQL
+# NULL, not the JSON value null, so that "IS NULL" means "no document".
+JSONType = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 def _when(*, nullable: bool = False, index: bool = False) -> Any:

@@ -334,3 +334,15 @@ async def test_old_scans_are_pruned_but_never_a_hosts_latest(database: db.Databa
     assert sorted((row.host_id, row.started_at) for row in left) == sorted(
         [(items[0].host_id, T0 + timedelta(days=200)), (items[1].host_id, T0)]
     )
+
+
+async def test_a_failed_scan_stores_no_facts_as_sql_null(database: db.Database) -> None:
+    await add_hosts(database, 1)
+    async with database.write() as session:
+        (item,) = await claim_due(session, owner="d1", now=T0, until=T0 + LEASE, limit=1)
+    await record(database, [completed(item, Outcome.UNREACHABLE)])
+    async with database.read() as session:
+        missing = await session.execute(
+            sa.select(sa.func.count()).select_from(Scan).where(Scan.facts.is_(None))
+        )
+        assert missing.scalar_one() == 1
