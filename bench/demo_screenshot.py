@@ -1,4 +1,7 @@
-"""Record `cmscan demo` in a 100x30 tmux pane: the text capture and a PNG of it for the README."""
+"""Record `cmscan demo` in a 100x30 tmux pane: the text capture and a PNG of it for the README.
+
+Needs tmux and Pillow (`pip install -e '.[render]'`): `python bench/demo_screenshot.py`.
+"""
 
 from __future__ import annotations
 
