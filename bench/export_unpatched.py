@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from metrics_scrape import build_fleet, throwaway_postgres
+from sweep_proc import machine as describe_machine  # bench/ is on sys.path when run as a script
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -88,11 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     report: dict[str, Any] = {
         "benchmark": "export_unpatched",
-        "machine": {
-            "python": platform.python_version(),
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-        },
+        "machine": {"python": platform.python_version(), **describe_machine()},
     }
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)

@@ -12,6 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sweep_proc import machine as describe_machine  # bench/ is on sys.path when run as a script
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -65,10 +67,7 @@ def main() -> None:
     report = {
         "benchmark": "inventory_import",
         "rows": args.rows,
-        "machine": {
-            "python": platform.python_version(),
-            "cpu": platform.processor() or platform.machine(),
-        },
+        "machine": {"python": platform.python_version(), **describe_machine()},
         "runs": runs,
         "best": best,
         "note": "wall time of the whole `cmscan inventory import` process, start-up included",

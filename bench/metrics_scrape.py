@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+from sweep_proc import machine as describe_machine  # bench/ is on sys.path when run as a script
 
 from collectors.facts import Facts, OperatingSystem
 from exporters.http import HttpContext, bind, build_app, serve
@@ -341,11 +342,7 @@ def main() -> None:
     args = parser.parse_args()
     report: dict[str, Any] = {
         "benchmark": "metrics_scrape",
-        "machine": {
-            "python": platform.python_version(),
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-        },
+        "machine": {"python": platform.python_version(), **describe_machine()},
     }
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"

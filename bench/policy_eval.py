@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sweep_proc import machine as describe_machine  # bench/ is on sys.path when run as a script
 
 from collectors.facts import Facts, OperatingSystem, Product
 from scanner import db
@@ -156,11 +157,7 @@ def main() -> None:
     policy = default_policy()
     report: dict[str, Any] = {
         "benchmark": "policy_eval",
-        "machine": {
-            "python": platform.python_version(),
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-        },
+        "machine": {"python": platform.python_version(), **describe_machine()},
         "evaluate": bench_evaluate(
             policy, fleet_facts(1000, policy.watched_patterns), args.evaluations
         ),
