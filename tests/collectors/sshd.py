@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import secrets
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import asyncssh
 
+from collectors.probe import SSH_COMMAND
 from tests.support import free_port, missing, need_executable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,3 +126,105 @@ LogLevel VERBOSE
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@dataclass(frozen=True)
+class PasswordSSHServer:
+    """A running sshd that accepts one throwaway account by password only."""
+
+    port: int
+    host_key: asyncssh.SSHKey
+    user: str
+    password: str
+
+    def known_hosts_line(self) -> str:
+        public = self.host_key.export_public_key("openssh").decode().split()
+        return f"[127.0.0.1]:{self.port} {public[0]} {public[1]}\n"
+
+
+def _run_as_root(*command: str, stdin: str | None = None) -> None:
+    result = subprocess.run(command, input=stdin, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.strip()}")
+
+
+@contextlib.contextmanager
+def running_password_sshd(answer: str) -> Iterator[PasswordSSHServer]:
+    """sshd checking a password against the system's own account database.
+
+    Without PAM, sshd verifies a password with the shadow file, so the test needs an account
+    of its own: it is created with a random password and deleted afterwards, which needs
+    root. The account cannot reach the project's interpreter (it may live under /root), so
+    its session is a shell script that checks the command and prints `answer`.
+    """
+    sshd = need_executable("sshd", "openssh-server")
+    useradd = need_executable("useradd", "passwd")
+    userdel = need_executable("userdel", "passwd")
+    chpasswd = need_executable("chpasswd", "passwd")
+    if os.geteuid() != 0:
+        missing("password authentication against OpenSSH needs root to create a test account")
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    directory = Path(tempfile.mkdtemp(prefix="cmscan-sshd-password-"))
+    directory.chmod(0o755)  # the account's session reads its answer from here
+    user = f"cmscanpw{secrets.token_hex(4)}"
+    password = secrets.token_urlsafe(18)
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    write_private_key(host_key, directory / "host_key")
+    (directory / "answer.txt").write_text(answer + "\r\n")
+    standin = directory / "powershell.sh"
+    standin.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$SSH_ORIGINAL_COMMAND" != {shlex.quote(SSH_COMMAND)} ]; then\n'
+        "  echo \"'$SSH_ORIGINAL_COMMAND' is not recognized\" >&2; exit 1\n"
+        "fi\n"
+        "cat >/dev/null\n"
+        f"cat {shlex.quote(str(directory / 'answer.txt'))}\n"
+    )
+    standin.chmod(0o755)
+    port = free_port()
+    config = directory / "sshd_config"
+    config.write_text(
+        f"""\
+Port {port}
+ListenAddress 127.0.0.1
+HostKey {directory / "host_key"}
+PidFile none
+UsePAM no
+PubkeyAuthentication no
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+PermitEmptyPasswords no
+AllowUsers {user}
+ForceCommand /bin/sh {standin}
+DisableForwarding yes
+PermitTTY no
+PrintMotd no
+LogLevel VERBOSE
+"""
+    )
+    log = directory / "sshd.log"
+    _run_as_root(
+        useradd, "--no-create-home", "--home-dir", str(directory), "--shell", "/bin/sh", user
+    )
+    try:
+        _run_as_root(chpasswd, stdin=f"{user}:{password}\n")
+        check = subprocess.run([sshd, "-t", "-f", str(config)], capture_output=True, check=False)
+        if check.returncode != 0:
+            missing(f"sshd refuses the test configuration: {check.stderr.decode().strip()}")
+        with log.open("wb") as log_handle:
+            process = subprocess.Popen(
+                [sshd, "-D", "-e", "-f", str(config)], stdout=log_handle, stderr=log_handle
+            )
+        try:
+            _wait_listening(port, process, log)
+            yield PasswordSSHServer(port, host_key, user, password)
+        finally:
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    finally:
+        _run_as_root(userdel, user)
+        shutil.rmtree(directory, ignore_errors=True)

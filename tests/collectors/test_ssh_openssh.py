@@ -12,11 +12,18 @@ import pytest
 
 from collectors.base import Outcome, Target, Timeouts
 from collectors.credentials import Credentials, Secret
+from collectors.probe import probe_script
 from collectors.ssh import PinnedKey, SSHCollector, SSHConfig
 from scanner.db import Database
 from scanner.store.host_keys import DatabaseHostKeys
-from tests.collectors.hosts import PROBE_FAILURE, WATCHED
-from tests.collectors.sshd import SSHServer, running_sshd, write_private_key
+from tests.collectors.hosts import PROBE_FAILURE, WATCHED, scripted
+from tests.collectors.sshd import (
+    PasswordSSHServer,
+    SSHServer,
+    running_password_sshd,
+    running_sshd,
+    write_private_key,
+)
 from tests.support import free_port
 
 pytestmark = pytest.mark.integration
@@ -84,6 +91,41 @@ async def test_key_auth_with_known_hosts_gives_facts(sshd: SSHServer, tmp_path: 
     ]
     assert result.details["host_key"] == sshd.fingerprint
     assert result.transport == "ssh"
+
+
+@pytest.fixture(scope="module")
+def password_sshd() -> Iterator[PasswordSSHServer]:
+    answer = scripted(probe_script(), {"Patterns": list(WATCHED)}, None).output
+    with running_password_sshd(answer) as server:
+        yield server
+
+
+def password_credentials(server: PasswordSSHServer, password: str) -> Credentials:
+    return Credentials(
+        profile="fleet", username=server.user, auth="negotiate", password=Secret(password)
+    )
+
+
+async def test_password_auth_gives_facts(password_sshd: PasswordSSHServer, tmp_path: Path) -> None:
+    path = known_hosts(tmp_path, password_sshd.known_hosts_line())
+    collector = SSHCollector(SSHConfig(known_hosts=path))
+    target_host = Target("127.0.0.1", password_sshd.port, "ssh", patterns=WATCHED)
+    credentials = password_credentials(password_sshd, password_sshd.password)
+    result = await collector.collect(target_host, credentials, FAST)
+    assert result.outcome is Outcome.OK, result.reason
+    assert result.facts is not None
+
+
+async def test_wrong_password_is_auth_failed(
+    password_sshd: PasswordSSHServer, tmp_path: Path
+) -> None:
+    path = known_hosts(tmp_path, password_sshd.known_hosts_line())
+    collector = SSHCollector(SSHConfig(known_hosts=path))
+    target_host = Target("127.0.0.1", password_sshd.port, "ssh", patterns=WATCHED)
+    credentials = password_credentials(password_sshd, password_sshd.password + "x")
+    result = await collector.collect(target_host, credentials, FAST)
+    assert result.outcome is Outcome.AUTH_FAILED
+    assert password_sshd.password not in result.reason
 
 
 async def test_patterns_are_passed_to_the_probe(sshd: SSHServer, tmp_path: Path) -> None:
