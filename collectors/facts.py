@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -20,6 +21,10 @@ MAX_OUTPUT_BYTES = 256 * 1024
 
 # Services whose state the probe reports (DOMAIN.md: the smart card stack).
 WATCHED_SERVICES = ("SCardSvr", "CertPropSvc", "ScDeviceEnum")
+
+# Control characters and unpaired UTF-16 surrogates: registry strings may hold them, but
+# PostgreSQL cannot store NUL or a lone surrogate, and terminals act on control sequences.
+_UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class _Model(BaseModel):
@@ -123,26 +128,45 @@ class ProbeOutputError(ValueError):
         self.reason = reason
 
 
+def _clean(value: object) -> object:
+    """The decoded document with every unsafe character in its strings replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _UNSAFE_CHARACTERS.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_clean(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _clean(item) for key, item in value.items()}
+    return value
+
+
 def parse_probe_output(output: str | bytes) -> Facts:
-    """Parse one probe output document, or raise ProbeOutputError saying why not."""
-    raw = output.encode("utf-8", "surrogateescape") if isinstance(output, str) else output
+    """Parse one probe output document, or raise ProbeOutputError saying why not.
+
+    Control characters and unpaired surrogates in its strings become U+FFFD, so that the
+    facts can always be stored, exported and printed.
+    """
+    raw = output.encode("utf-8", "surrogatepass") if isinstance(output, str) else output
     if len(raw) > MAX_OUTPUT_BYTES:
         raise ProbeOutputError(f"output of {len(raw)} bytes exceeds the {MAX_OUTPUT_BYTES} limit")
     text = raw.decode("utf-8-sig", "replace").strip()
     if not text:
         raise ProbeOutputError("empty output")
     try:
-        document = json.loads(text)
+        document = _clean(json.loads(text))
     except json.JSONDecodeError as exc:
         raise ProbeOutputError(f"malformed JSON at line {exc.lineno} column {exc.colno}") from exc
     except RecursionError:
-        # json recurses per nesting level; a hostile document fits in the size cap.
+        # json (and _clean) recurse per nesting level; a hostile document fits in the size cap.
         raise ProbeOutputError("malformed JSON: nested too deeply") from None
+    except ValueError:
+        # An integer of more digits than Python converts (sys.get_int_max_str_digits).
+        raise ProbeOutputError("malformed JSON: a number is too long") from None
     if not isinstance(document, dict):
         raise ProbeOutputError(f"expected a JSON object, got {type(document).__name__}")
     version = document.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise ProbeOutputError(f"unknown schema version {version!r} (expected {SCHEMA_VERSION})")
+        shown = repr(version) if len(repr(version)) <= 40 else repr(version)[:39] + "…"
+        raise ProbeOutputError(f"unknown schema version {shown} (expected {SCHEMA_VERSION})")
     try:
         return Facts.model_validate(document)
     except ValidationError as exc:

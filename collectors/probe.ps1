@@ -17,6 +17,13 @@ param([string[]]$Patterns)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 
+# Where WDAC or AppLocker enforce Constrained Language Mode, the .NET calls below are
+# refused; say so once instead of failing on the first of them with a vaguer error.
+$languageMode = $ExecutionContext.SessionState.LanguageMode
+if ($languageMode -ne 'FullLanguage') {
+    throw "cmscan probe needs FullLanguage mode, but this session runs in $languageMode mode (WDAC or AppLocker policy)"
+}
+
 $ProbeVersion = '1.0.0'
 $clock = [System.Diagnostics.Stopwatch]::StartNew()
 $warnings = [System.Collections.Generic.List[string]]::new()
@@ -212,28 +219,20 @@ foreach ($cardName in $cardNames) {
 }
 
 # --- Credential Management listening on 43485 ----------------------------------------
+# Not Get-NetTCPConnection: it reads WMI, which a standard user may be refused, and its
+# -ErrorAction SilentlyContinue would make a refusal read as an idle port. The IP helper
+# table needs no rights.
 $cmListening = $null
 try {
-    if ($null -ne (Get-Command -Name Get-NetTCPConnection -ErrorAction SilentlyContinue)) {
-        # "No matching objects" is a non-terminating error here, so an idle port reads as false.
-        $listeners = @(Get-NetTCPConnection -LocalPort 43485 -State Listen -ErrorAction SilentlyContinue)
-        $cmListening = $listeners.Count -gt 0
+    $endpoints = [System.Net.NetworkInformation.IPGlobalProperties]::GetIPGlobalProperties().GetActiveTcpListeners()
+    $cmListening = $false
+    foreach ($endpoint in $endpoints) {
+        if ($endpoint.Port -eq 43485) { $cmListening = $true }
     }
 }
 catch {
     $cmListening = $null
-}
-if ($null -eq $cmListening) {
-    try {
-        $endpoints = [System.Net.NetworkInformation.IPGlobalProperties]::GetIPGlobalProperties().GetActiveTcpListeners()
-        $cmListening = $false
-        foreach ($endpoint in $endpoints) {
-            if ($endpoint.Port -eq 43485) { $cmListening = $true }
-        }
-    }
-    catch {
-        $warnings.Add('cm_listening: cannot list TCP listeners')
-    }
+    $warnings.Add('cm_listening: cannot list TCP listeners')
 }
 
 # --- Pending reboot ------------------------------------------------------------------

@@ -19,7 +19,13 @@ _STDIN_LINE = re.compile(
     r"\[Convert\]::FromBase64String\('(?P<script>[A-Za-z0-9+/=]*)'\)\)\)\)"
     r" -Patterns @\((?P<patterns>.*)\)$"
 )
-_QUOTED = re.compile(r"'((?:[^']|'')*)'")
+# PowerShell ends a single-quoted string at any of these, and reads two in a row as the
+# second one. Typographic quotes count too, and a pattern copied from a document may hold one.
+_SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
+_QUOTED = re.compile(
+    f"[{_SINGLE_QUOTES}]((?:[^{_SINGLE_QUOTES}]|[{_SINGLE_QUOTES}]{{2}})*)[{_SINGLE_QUOTES}]"
+)
+_DOUBLED = re.compile(f"[{_SINGLE_QUOTES}]([{_SINGLE_QUOTES}])")
 
 
 @functools.cache
@@ -35,7 +41,7 @@ def is_probe(script: str) -> bool:
 
 def quote(value: str) -> str:
     """A PowerShell single-quoted string literal: nothing inside is interpreted."""
-    return "'" + value.replace("'", "''") + "'"
+    return "'" + "".join(c + c if c in _SINGLE_QUOTES else c for c in value) + "'"
 
 
 def stdin_invocation(script: str, patterns: Sequence[str]) -> str:
@@ -61,5 +67,5 @@ def parse_stdin_invocation(text: str) -> tuple[str, list[str]] | None:
         script = base64.b64decode(match["script"], validate=True).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
         return None
-    patterns = [m.replace("''", "'") for m in _QUOTED.findall(match["patterns"])]
+    patterns = [_DOUBLED.sub(r"\1", m) for m in _QUOTED.findall(match["patterns"])]
     return script, patterns

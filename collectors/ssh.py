@@ -5,17 +5,24 @@ Exceptions become outcomes in one place, `_translate`:
     TimeoutError ............... before TCP connected -> unreachable; after -> timeout
     OSError (refused, no route,
              name not found) ... before TCP connected -> unreachable; after -> protocol_error
-    PermissionDenied ........... auth_failed
+    PermissionDenied, an SSH
+             key that cannot
+             be loaded ......... auth_failed
     HostKeyNotVerifiable ....... protocol_error, naming the fingerprints involved
+    known_hosts or profile
+             unusable .......... protocol_error
     other asyncssh errors ...... protocol_error
-    _ProbeFailedError ............... probe_error (bad output, non-zero exit with stderr)
+    _ProbeFailedError,
+             oversized output .. probe_error (bad output, non-zero exit with stderr)
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import os
+import re
 import socket
 import time
 import warnings
@@ -178,6 +185,11 @@ class SSHCollector:
         timeouts: Timeouts,
         state: _ConnectionState,
     ) -> dict[str, object]:
+        if credentials.username is None:
+            # A Kerberos profile may leave it out for WinRM; an SSH login always names a user.
+            raise _ConfigurationError(
+                f"credential profile {credentials.profile!r} has no username, which SSH needs"
+            )
         if self.config.host_key_policy == "tofu":
             assert self._host_keys is not None
             pinned = await self._host_keys.get(target.hostname, target.port)
@@ -271,6 +283,10 @@ class _ProbeFailedError(Exception):
 
 class _KnownHostsError(Exception):
     """The known_hosts file cannot be used."""
+
+
+class _ConfigurationError(Exception):
+    """The profile cannot be used over SSH; the message says why."""
 
 
 class _OutputTooLargeError(Exception):
@@ -413,7 +429,7 @@ def _translate(
         return Outcome.PROBE_ERROR, str(exc)
     if isinstance(exc, _KeyFileError):
         return Outcome.AUTH_FAILED, str(exc)
-    if isinstance(exc, _KnownHostsError):
+    if isinstance(exc, _KnownHostsError | _ConfigurationError):
         return Outcome.PROTOCOL_ERROR, str(exc)
     if isinstance(exc, asyncssh.PermissionDenied):
         return Outcome.AUTH_FAILED, f"{where} refused the credentials of profile {profile!r}"
@@ -456,8 +472,19 @@ def _failure_reason(parse_reason: str, stderr: bytes, status: int | None) -> str
 
 def _first_error_line(stderr: bytes) -> str:
     text = stderr.decode("utf-8", "replace")
+    if text.startswith("#< CLIXML"):
+        # powershell.exe writes its streams as CLIXML when stderr is not a console: keep the
+        # error records' text, leave out progress records and the XML around them.
+        text = "".join(
+            _CLIXML_ESCAPE.sub(lambda m: chr(int(m[1], 16)), html.unescape(record))
+            for record in _CLIXML_ERROR.findall(text)
+        )
     lines = [" ".join(line.split()) for line in text.splitlines()]
     return next((line for line in lines if line), "")
+
+
+_CLIXML_ERROR = re.compile(r'<S S="Error">(.*?)</S>', re.DOTALL)
+_CLIXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
 
 
 def _short(text: str | None, limit: int = 200) -> str:

@@ -133,13 +133,14 @@ class WinRMCollector:
         await self.open()
         assert self._executor is not None
         assert self._slots is not None
-        slots = self._slots
+        # Held locally: aclose() may run while this probe waits for a slot.
+        executor, slots = self._executor, self._slots
         await slots.acquire()
         started = time.monotonic()
         deadline = _Deadline(timeouts)
         loop = asyncio.get_running_loop()
         try:
-            future = self._executor.submit(
+            future = executor.submit(
                 _probe, self.config, target, credentials, deadline, self._script or probe_script()
             )
         except BaseException:
@@ -369,7 +370,7 @@ def _probe(
                 if exc.code != _WSMAN_OPERATION_TIMEOUT:
                     raise
             for item in shell.output[seen:]:
-                size += len(str(item).encode("utf-8", "surrogateescape"))
+                size += len(str(item).encode("utf-8", "surrogatepass"))
             seen = len(shell.output)
             if size > config.max_output_bytes:
                 raise _ProbeFailedError(f"output exceeds the {config.max_output_bytes} byte limit")

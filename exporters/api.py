@@ -7,7 +7,7 @@ rescan. Errors are JSON objects with a `detail`; invalid input answers 422 and s
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -267,6 +267,12 @@ def _rescan_out(request: RescanRequest, results: list[RescanResult]) -> RescanOu
     )
 
 
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
+
+
 def build_router(
     database: db.Database, settings: Settings, *, clock: Callable[[], datetime]
 ) -> APIRouter:
@@ -438,8 +444,8 @@ def build_router(
         "/rescans",
         status_code=status.HTTP_202_ACCEPTED,
         responses={
-            400: {"model": Error, "description": "The body cannot be parsed."},
-            422: {"model": Invalid, "description": "Invalid, or selects no host."},
+            400: {"model": Error, "description": "The body cannot be decoded as text."},
+            422: {"model": Invalid, "description": "Not JSON, invalid, or selects no host."},
         },
     )
     async def rescan(
@@ -512,8 +518,12 @@ def build_router(
         except ExportError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
         filename = f"unpatched.{format}"
+        chunks = export_unpatched(database, options, now=clock())
+        # The first chunk opens the read transaction: a database that is down answers 503
+        # here, before a 200 has been sent and a truncated file would follow it.
+        first = await anext(chunks)
         return StreamingResponse(
-            export_unpatched(database, options, now=clock()),
+            _prepend(first, chunks),
             media_type=options.media_type,
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )

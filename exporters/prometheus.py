@@ -212,6 +212,11 @@ class DeploymentCollector(Collector):
             detail = db.describe_error(exc, self.database.url) if str(exc) else "timed out"
             log.warning("metrics: deployment figures unavailable: %s", detail)
             self._snapshot = None
+        except Exception:
+            # A fault in reading the figures must not fail every scrape of the process
+            # metrics too; the traceback goes to the log, the scrape shows the figures gone.
+            log.exception("metrics: deployment figures unavailable")
+            self._snapshot = None
         else:
             self._snapshot = snapshot
         self._refreshed = self.timer()

@@ -190,3 +190,37 @@ def test_deeply_nested_input_is_an_error_not_a_crash() -> None:
     assert "nested too deeply" in _reason("[" * 100_000 + "]" * 100_000)
     hostile = '{"schema_version": 1, "probe": ' + "[" * 50_000 + "]" * 50_000 + "}"
     assert "nested too deeply" in _reason(hostile)
+
+
+def test_control_characters_and_lone_surrogates_become_replacement_characters() -> None:
+    # Registry strings are UTF-16 and may hold anything; PostgreSQL stores neither NUL nor
+    # an unpaired surrogate, and a terminal would act on an escape sequence.
+    document = json.loads(fixture("compliant-win10.json"))
+    document["products"][0]["name"] = "NHS Credential Management\x00\x1b[2J\x9b"
+    document["smartcard_readers"] = ["Reader \ud800 one", "Smiley \U0001f600"]
+    text = json.dumps(document)  # ASCII, with \u escapes as the probe writes them
+    assert "\\ud800" in text
+    for output in (text, text.encode("ascii")):
+        facts = parse_probe_output(output)
+        assert facts.products[0].name == "NHS Credential Management\ufffd\ufffd[2J\ufffd"
+        assert facts.smartcard_readers == ("Reader \ufffd one", "Smiley \U0001f600")
+        assert "\\u0000" not in facts_to_json(facts)
+
+
+def test_a_raw_lone_surrogate_in_text_output_is_not_a_crash() -> None:
+    raw = fixture("minimal.json").decode().strip()
+    assert "malformed JSON" in _reason(raw[:-1] + '"\ud800"}')
+    document = json.loads(raw)
+    document["smartcard_readers"] = ["x\ud800"]
+    facts = parse_probe_output(json.dumps(document, ensure_ascii=False))
+    assert facts.smartcard_readers == ("x\ufffd\ufffd\ufffd",)
+
+
+def test_a_number_too_long_to_convert_is_malformed_not_a_crash() -> None:
+    document = fixture("minimal.json").decode().strip()
+    hostile = document[:-1] + ', "dotnet_release": ' + "9" * 5000 + "}"
+    assert "number is too long" in _reason(hostile)
+
+
+def test_a_long_schema_version_is_quoted_briefly() -> None:
+    assert "unknown schema version 'xxx" in _reason(json.dumps({"schema_version": "x" * 5000}))

@@ -45,8 +45,6 @@ ALLOWED_WRITE_CMDLETS = {"Write-Output"}  # stdout is how the document leaves
 KNOWN_CMDLETS = {
     "ConvertTo-Json",
     "Get-CimInstance",
-    "Get-Command",
-    "Get-NetTCPConnection",
     "Get-Service",
     "Write-Output",
 }
@@ -190,7 +188,7 @@ def test_the_script_leaves_nothing_behind() -> None:
 
 
 def test_stdin_invocation_round_trips_the_probe() -> None:
-    patterns = ["NHS *", "*Oberthur*", "O'Brien's *", ""]
+    patterns = ["NHS *", "*Oberthur*", "O'Brien's *", "O\u2019Brien\u2018s ''\u201a\u201b", ""]
     line = stdin_invocation(probe_script(), patterns)
     assert line.endswith("\n")
     assert line.count("\n") == 1, "powershell -Command - runs stdin line by line"
@@ -208,6 +206,9 @@ def test_stdin_invocation_parses_with_the_grammar() -> None:
 def test_quote_neutralises_powershell_syntax() -> None:
     assert quote("$(Remove-Item C:\\)") == "'$(Remove-Item C:\\)'"
     assert quote("it's") == "'it''s'"
+    # PowerShell also ends a single-quoted string at a typographic quote.
+    assert quote("it\u2019s; Remove-Item C:\\") == "'it\u2019\u2019s; Remove-Item C:\\'"
+    assert quote("\u2018\u201a\u201b") == "'\u2018\u2018\u201a\u201a\u201b\u201b'"
 
 
 @pytest.mark.parametrize("text", ["", "not an invocation", "& ([ScriptBlock]::Create(x))"])

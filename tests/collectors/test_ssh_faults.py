@@ -112,3 +112,36 @@ async def test_cancellation_is_never_swallowed(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_profile_without_a_username_is_refused_before_connecting(
+    endpoint: SSHEndpoint, tmp_path: Path
+) -> None:
+    # Kerberos profiles may leave the username out for WinRM; an SSH login needs one.
+    kerberos = Credentials(profile="domain", username=None, auth="kerberos")
+    result = await collector_for(endpoint, tmp_path).collect(target(endpoint), kerberos, SHORT)
+    assert result.outcome is Outcome.PROTOCOL_ERROR
+    assert result.reason == "credential profile 'domain' has no username, which SSH needs"
+
+
+def test_a_clixml_error_stream_is_reduced_to_its_first_error_line() -> None:
+    from collectors.ssh import _failure_reason
+
+    stderr = (
+        b"#< CLIXML\r\n"
+        b'<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+        b'<Obj S="progress" RefId="0"><MS><PR N="Record"><AV>Preparing modules for first use.'
+        b"</AV></PR></MS></Obj>"
+        b'<S S="Error">Cannot invoke method. Method invocation is supported only on core types'
+        b" in this language mode._x000D__x000A_</S>"
+        b'<S S="Error">At line:1 char:1 &amp; more_x000D__x000A_</S></Objs>'
+    )
+    assert _failure_reason("empty output", stderr, 1) == (
+        "probe failed (exit 1): Cannot invoke method. Method invocation is supported only on"
+        " core types in this language mode."
+    )
+    progress_only = b'#< CLIXML\r\n<Objs><Obj S="progress"><AV>x</AV></Obj></Objs>'
+    assert _failure_reason("empty output", progress_only, 0) == "empty output"
+    assert _failure_reason("empty output", b"Plain error\r\n", 1) == (
+        "probe failed (exit 1): Plain error"
+    )

@@ -54,6 +54,9 @@ def test_health_readiness_metrics_and_openapi_need_no_token(api: str) -> None:
     schema = httpx.get(f"{api}/openapi.json").json()
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert "/api/v1/hosts/{hostname}" in schema["paths"]
+    # A body that is not JSON answers 422 like any other bad body, not 400.
+    rescan_answers = schema["paths"]["/api/v1/rescans"]["post"]["responses"]
+    assert "not json" in rescan_answers["422"]["description"].lower()
 
 
 def test_without_configured_tokens_the_api_is_closed(seeded_sqlite: str) -> None:
@@ -276,8 +279,12 @@ def test_a_database_that_cannot_be_reached_is_a_503_that_names_no_server() -> No
     url = f"postgresql+psycopg://cmscan:hunter2-secret@127.0.0.1:{free_port()}/cmscan"
     with live_server(settings(url), clock=lambda: NOW) as base:
         response = get(base, "/api/v1/summary")
+        export = get(base, "/api/v1/export/unpatched.csv")
         ready = httpx.get(f"{base}/readyz")
     assert response.status_code == 503
     assert response.json() == {"detail": "the database is unavailable"}
+    # Not a 200 followed by a cut-off file.
+    assert export.status_code == 503
+    assert export.json() == {"detail": "the database is unavailable"}
     assert ready.status_code == 503
     assert "hunter2-secret" not in ready.text

@@ -257,3 +257,24 @@ async def test_a_scrape_does_not_wait_for_a_refresh_known_to_be_slow(seeded_sqli
         assert collector.snapshot is not slow_snapshot
     finally:
         await database.dispose()
+
+
+async def test_a_fault_in_reading_the_figures_empties_the_snapshot_and_is_logged(
+    seeded_sqlite: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = db.Database(seeded_sqlite)
+    try:
+        collector = DeploymentCollector(database, settings(seeded_sqlite), clock=lambda: NOW)
+        await collector.prepare()
+        assert collector.snapshot is not None
+
+        async def broken(*_args: object, **_kwargs: object) -> None:
+            raise KeyError("unexpected row shape")
+
+        monkeypatch.setattr("exporters.prometheus.read_snapshot", broken)
+        await collector.refresh()
+        assert collector.snapshot is None  # no stale figures passed off as current
+        assert "deployment figures unavailable" in caplog.text
+        assert "unexpected row shape" in caplog.text
+    finally:
+        await database.dispose()
