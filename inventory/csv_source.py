@@ -42,8 +42,10 @@ def _column(header: str) -> str:
 
 def _delimiter(first_line: str) -> str:
     # Excel writes ';' in locales where ',' is the decimal separator, and tabs for "text".
+    # Parsed as CSV, not split: CMDB exports quote every header ("Computer Name";"IP").
     for candidate in (",", ";", "\t"):
-        if "hostname" in {_column(c) for c in first_line.split(candidate)}:
+        cells = next(csv.reader([first_line], delimiter=candidate), [])
+        if "hostname" in {_column(c) for c in cells}:
             return candidate
     return ","
 

@@ -20,6 +20,7 @@ def reject_duplicates(inventory: Inventory) -> None:
         if earlier is not None:
             message = f"{spec.hostname} duplicates {earlier.spec.hostname} at {earlier.where}"
             inventory.problems.append(Problem(host.where, message))
+            inventory.mention(spec.hostname)
             continue
         if spec.address is not None:
             other = by_endpoint.get((spec.address, spec.port))
@@ -31,6 +32,8 @@ def reject_duplicates(inventory: Inventory) -> None:
                         f" {other.spec.hostname} at {other.where}",
                     )
                 )
+                # Still listed in the file: a --skip-invalid import must not retire it.
+                inventory.mention(spec.hostname)
                 continue
             by_endpoint[(spec.address, spec.port)] = host
         by_name[spec.hostname] = host

@@ -76,7 +76,7 @@ def field_errors(exc: ValidationError) -> list[tuple[str, str]]:
         reason = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             reason = "unknown field"
-        elif error["type"] == "missing":
-            reason = "is required"
+        elif error["type"] == "missing" or error["input"] is None:
+            reason = "is required"  # absent, or a blank cell (HostSpec reads blanks as None)
         errors.append((field_name, reason))
     return errors

@@ -90,11 +90,18 @@ class HostSpec(BaseModel):
     def _port(cls, value: Any) -> Any:
         if value is None:
             return 0
-        if isinstance(value, str) and not value.strip().isdigit():
-            raise ValueError(f"{value.strip()!r} is not a port number")
-        if int(value) == 0 or not 0 < int(value) <= 65535:
-            raise ValueError(f"port {value} is out of range 1-65535")
-        return value
+        text = isinstance(value, str) and value.strip().isdecimal()
+        if text or (isinstance(value, float) and value.is_integer()):
+            number = int(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            # YAML can hand over lists, mappings or true/false here, not only text and numbers.
+            shown = value.strip() if isinstance(value, str) else value
+            raise ValueError(f"{shown!r} is not a port number")
+        if not 0 < number <= 65535:
+            raise ValueError(f"port {number} is out of range 1-65535")
+        return number
 
     @field_validator("practice_code")
     @classmethod

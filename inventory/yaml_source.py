@@ -99,7 +99,7 @@ class _Reader:
         names = {k: fields.pop(k) for k in NAME_FIELDS if k in fields}
         merged = {**defaults, **fields}
         where = {**origin, **{k: (*at, k) for k in fields}}
-        if hosts is None:
+        if hosts is None and isinstance(value, Mapping):
             self.problem(at, "a group needs a 'hosts' list")
         for index, entry in enumerate(self.sequence(hosts, (*at, "hosts"))):
             self.host(entry, (*at, "hosts", index), merged, where)
@@ -118,9 +118,11 @@ class _Reader:
             if isinstance(value, str)
             else self.mapping(value, at, FIELDS, "a host")
         )
-        if not entry:
-            return
         self.inventory.rows += 1
+        if not entry:
+            if len(self.inventory.problems) == before:  # `-` or `{}` alone: likely a slip
+                self.problem(at, "an empty host entry; give a hostname")
+            return
         if len(self.inventory.problems) > before:  # an unknown field: the entry is not valid
             self.inventory.mention(entry.get("hostname"))
             return

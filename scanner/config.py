@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsError as SettingsSourceError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -31,18 +32,24 @@ DEFAULT_DATABASE_URL = "sqlite:///./cmscan.db"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+_MAX_DURATION_SECONDS = 100 * 365 * 86400
 
 
 def parse_duration(value: object) -> object:
     """Accept '90s', '15m', '4h', '7d', '2w' or seconds; leave other input to pydantic."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
+        seconds = float(value)
+    elif isinstance(value, str):
         match = _DURATION.match(value)
         if match is None:
             raise ValueError(f"{value!r} is not a duration; write e.g. 90s, 15m, 4h or 7d")
-        return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
-    return value
+        seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+    else:
+        return value
+    # TOML numbers may be negative, inf or nan, and timedelta overflows past 999999999 days.
+    if not 0 <= seconds <= _MAX_DURATION_SECONDS:
+        raise ValueError(f"{value!r} is not a duration between 0 and 100 years")
+    return timedelta(seconds=seconds)
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -308,6 +315,18 @@ def load_settings(
 
     try:
         return _Loaded(**flags)
+    except SettingsSourceError as exc:
+        # A list or table given in the environment must be JSON; pydantic-settings raises
+        # this (not a ValidationError) when it is not, naming only the top-level field.
+        named = re.search(r'field "([^"]+)"', str(exc))
+        key = named[1] if named else "settings"
+        source = _source_of(key, overrides=flags, environ=env, toml=toml, config_path=path)
+        raise SettingsError(
+            [
+                f"{key} ({source}): lists and tables in the environment are written as JSON,"
+                f""" e.g. CMSCAN_SCHEDULE__WINDOWS='["Mon-Fri 08:00-18:30"]' ({exc.__cause__})"""
+            ]
+        ) from None
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

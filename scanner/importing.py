@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -31,7 +31,6 @@ class ImportReport:
     ods_practices: int = 0
     written: bool = False
     refused: str | None = None  # why nothing was written although the file was valid
-    notes: list[str] = field(default_factory=list)
 
 
 def mass_retirement(plan: SyncPlan) -> str | None:
@@ -65,7 +64,10 @@ async def import_inventory(
         path, fmt=fmt, ods=ods, ods_name=ods_path.name if ods_path else "epraccur.csv"
     )
     report = ImportReport(inventory, ods_practices=len(ods.practices) if ods else 0)
-    if inventory.errors and not skip_invalid:
+    # --skip-invalid imports the valid rows of a readable file; a file with errors and no valid
+    # row at all (a YAML syntax error, a CSV without a hostname column) is never a full
+    # inventory of nothing, which would retire every host.
+    if inventory.errors and not (skip_invalid and inventory.hosts):
         return report
     specs = [host.spec for host in inventory.hosts]
     # Planning inside the write transaction keeps the plan true until it is applied.

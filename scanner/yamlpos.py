@@ -52,6 +52,17 @@ def _locate(node: yaml.Node, loc: Sequence[str | int], *, key: bool = False) -> 
 class _StrictLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate keys, which PyYAML would otherwise silently overwrite."""
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # PyYAML's scalar constructors raise plain ValueError for values that look typed but
+        # are not (a date such as 2024-02-30); report those at the value, like syntax errors.
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as exc:
+            shown = f" {node.value!r}" if isinstance(node, yaml.ScalarNode) else ""
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read{shown}: {exc}", node.start_mark
+            ) from None
+
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     loader.flatten_mapping(node)

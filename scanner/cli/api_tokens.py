@@ -6,7 +6,6 @@ import re
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from scanner.cli.common import err, fail, out
 
@@ -33,11 +32,11 @@ def token(
     from exporters.auth import new_token, token_hash
 
     if not _NAME.match(name):
-        fail(escape(f"token name {name!r}: use up to 64 letters, digits, '.', '_', '@' or '-'"))
+        fail(f"token name {name!r}: use up to 64 letters, digits, '.', '_', '@' or '-'")
     scopes = list(dict.fromkeys(scope or ["read"]))
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown:
-        fail(escape(f"unknown scope {', '.join(unknown)}; use read or rescan"))
+        fail(f"unknown scope {', '.join(unknown)}; use read or rescan")
     if "rescan" in scopes and "read" not in scopes:
         scopes.insert(0, "read")  # whoever may queue a rescan needs to read its result
     secret = new_token()

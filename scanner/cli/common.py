@@ -45,8 +45,13 @@ DbOption = Annotated[
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Print an error for a person and leave with the given exit code."""
-    err.print(f"[bold red]error:[/] {message}", markup=True)
+    """Print an error for a person and leave with the given exit code.
+
+    `message` is plain text, never markup: it quotes file names, host names and settings
+    such as [credentials.NAME] as they are.
+    """
+    err.print("[bold red]error:[/] ", end="", markup=True)
+    err.print(message, markup=False)
     raise typer.Exit(code)
 
 

@@ -45,12 +45,8 @@ def demo(
     out.print()
     out.print("[bold]cmscan demo stopped.[/]")
     if result.first_sweep_s is not None:
-        out.print(
-            f"  first full sweep took {result.first_sweep_s:.0f} s from start;"
-            f" compliant now: {share:.0%}"
-            if share is not None
-            else ""
-        )
+        compliant = f"; compliant now: {share:.0%}" if share is not None else ""
+        out.print(f"  first full sweep took {result.first_sweep_s:.0f} s from start{compliant}")
     out.print(f"  config:    {result.config}")
     out.print(f"  database:  {result.config.parent / 'cmscan.db'}")
     if result.unpatched_csv is not None:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
-from rich.markup import escape
 
 from scanner import db
 from scanner.cli.common import ConfigOption, DbOption, err, fail, open_database, run, settings
@@ -69,7 +68,7 @@ def unpatched(
     from exporters.csv import ExportError, ExportOptions, ExportStats
 
     if fmt not in ("csv", "json"):
-        fail(escape(f"--format must be csv or json, not {fmt!r}"))
+        fail(f"--format must be csv or json, not {fmt!r}")
     try:
         options = ExportOptions(
             ccg=ccg,
@@ -80,7 +79,7 @@ def unpatched(
             format=_format(fmt),
         )
     except ExportError as exc:
-        fail(escape(str(exc)))
+        fail(str(exc))
     current = settings(config, database_url=database)
     open_database(current)
     stats = ExportStats()
@@ -91,7 +90,7 @@ def unpatched(
         try:
             handle = output.open("wb")
         except OSError as exc:
-            fail(escape(f"cannot write {output}: {exc.strerror}"))
+            fail(f"cannot write {output}: {exc.strerror}")
         try:
             with handle:
                 run(_write(current.database_url, options, handle, stats))

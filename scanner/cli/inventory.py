@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from inventory.load import Format, guess_format
 from inventory.problems import Problem
@@ -125,14 +127,21 @@ def _print_problems(problems: list[Problem]) -> None:
 
 def _summarise(report: ImportReport, file: Path, *, dry_run: bool) -> int:
     inventory, plan = report.inventory, report.plan
-    errors = len({problem.where for problem in inventory.errors})
+    # Every row read either became a host or has a problem; problems in the ODS file or in
+    # the file as a whole belong to no row.
+    errors = inventory.rows - len(inventory.hosts)
     if plan is None:
-        err.print(
-            f"{file}: {errors} of {inventory.rows} row(s) have problems; nothing was imported."
-            " Fix them, or use --skip-invalid to import the valid rows."
-        )
+        if errors and inventory.hosts:
+            err.print(
+                f"{file}: {errors} of {inventory.rows} row(s) have problems; nothing was"
+                " imported. Fix them, or use --skip-invalid to import the valid rows.",
+                markup=False,
+            )
+        else:
+            err.print(f"{file}: nothing was imported; fix the errors above first.", markup=False)
         return EXIT_FINDINGS
-    table = Table(title=f"{'Dry run: ' if dry_run else ''}inventory {file.name}", show_header=False)
+    title = f"{'Dry run: ' if dry_run else ''}inventory {escape(file.name)}"
+    table = Table(title=title, show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_row("rows read", str(inventory.rows))
@@ -155,7 +164,7 @@ def _summarise(report: ImportReport, file: Path, *, dry_run: bool) -> int:
         return EXIT_FINDINGS
     if dry_run:
         out.print("Dry run: nothing was written.")
-    return EXIT_FINDINGS if errors else EXIT_OK
+    return EXIT_FINDINGS if inventory.errors else EXIT_OK
 
 
 @app.command("list")
@@ -222,7 +231,7 @@ def _table(rows: list[HostRow]) -> None:
             host.transport,
             host.practice_code or "-",
             host.ccg_code or "-",
-            host.site or "",
+            Text(host.site or ""),  # from someone's file: text, never markup
             host.credential_profile,
             row.status,
         )

@@ -7,7 +7,6 @@ import logging
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
 from scanner import __version__, db
 from scanner.cli.common import ConfigOption, DbOption, fail, open_database, settings
@@ -43,14 +42,14 @@ def serve_metrics(
     try:
         address = parse_listen(listen)
     except ValueError as exc:
-        fail(escape(str(exc)))
+        fail(str(exc))
     current = settings(config, database_url=database)
     configure(level=current.log_level, fmt=current.log_format)
     open_database(current)
     try:
         asyncio.run(_serve(current, address))
     except (ListenError, db.DatabaseError) as exc:
-        fail(escape(str(exc)))
+        fail(str(exc))
 
 
 def _registry() -> CollectorRegistry:

@@ -29,6 +29,7 @@ from scanner.cli.common import (
     run,
     settings,
 )
+from scanner.cli.policy import run_graded
 from scanner.config import Settings
 from scanner.db import Database
 from scanner.model import Host, utcnow
@@ -102,7 +103,7 @@ def probe(
     current = settings(config, database_url=database)
     db = open_database(current)
     try:
-        report = run(_probe(current, db, host, transport, port, address, credential_profile))
+        report = run_graded(_probe(current, db, host, transport, port, address, credential_profile))
     finally:
         run(db.dispose())
     if as_json:

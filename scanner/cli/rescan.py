@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import time
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from scanner import db
 from scanner.cli.common import (
@@ -22,6 +22,7 @@ from scanner.cli.common import (
     run,
     settings,
 )
+from scanner.cli.policy import os_user
 from scanner.model import utcnow
 from scanner.store.instances import live_instances
 from scanner.store.rescans import (
@@ -65,7 +66,7 @@ def rescan(
     current = settings(config, database_url=database)
     open_database(current)
     selector = Selector(hosts=tuple(host or ()), practice=practice, ccg=ccg, status=status)
-    who = requested_by or getpass.getuser()
+    who = requested_by or os_user()
     raise typer.Exit(run(_rescan(current.database_url, selector, who, wait=wait, patience=timeout)))
 
 
@@ -82,7 +83,10 @@ async def _rescan(url: str, selector: Selector, who: str, *, wait: bool, patienc
         async with database.read() as session:
             daemons = await live_instances(session, now=utcnow())
         count = request.host_count
-        out.print(f"rescan #{request.id} requested for {count} host(s) ({selector.describe()})")
+        out.print(
+            f"rescan #{request.id} requested for {count} host(s) ({selector.describe()})",
+            markup=False,
+        )
         if not daemons:
             err.print(
                 "no cmscan daemon is running against this database: the request waits until"
@@ -118,10 +122,13 @@ async def _wait(database: db.Database, request_id: int, expected: int, patience:
 
 
 def _print(result: RescanResult) -> None:
+    # Reasons quote what hosts answered: never let them be read as markup.
+    host = escape(result.hostname)
     if result.outcome != "ok":
-        out.print(f"{result.hostname}: [red]{result.status}[/] ({result.outcome}: {result.reason})")
+        reason = escape(f"({result.outcome}: {result.reason})")
+        out.print(f"{host}: [red]{escape(result.status)}[/] {reason}")
     elif result.failing_rules:
-        failing = ", ".join(result.failing_rules)
-        out.print(f"{result.hostname}: [yellow]noncompliant[/] (failing: {failing})")
+        failing = escape(", ".join(result.failing_rules))
+        out.print(f"{host}: [yellow]noncompliant[/] (failing: {failing})")
     else:
-        out.print(f"{result.hostname}: [green]compliant[/]")
+        out.print(f"{host}: [green]compliant[/]")

@@ -104,7 +104,8 @@ async def _sweep(
         current, collectors=collectors, scanner_id=new_scanner_id("scan"), concurrency=concurrency
     )
     for profile, problem in runtime.credentials.problems.items():
-        err.print(f"[yellow]warning:[/] credential profile {profile!r}: {problem}", markup=True)
+        err.print("[yellow]warning:[/] ", end="", markup=True)
+        err.print(f"credential profile {profile!r}: {problem}", markup=False)
     tally = SweepTally(total=len(host_ids))
     stop = asyncio.Event()
     display = asyncio.create_task(_show_progress(tally, stop))

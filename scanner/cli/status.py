@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -50,7 +49,7 @@ def status(
     A table on a terminal, tab-separated columns when piped.
     """
     if group not in reports.GROUP_LEVELS:
-        fail(escape(f"--group must be one of {', '.join(reports.GROUP_LEVELS)}, not {group!r}"))
+        fail(f"--group must be one of {', '.join(reports.GROUP_LEVELS)}, not {group!r}")
     current = settings(config, database_url=database)
     open_database(current)
     level = next(lv for lv in reports.GROUP_LEVELS if lv == group)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 import tomllib
 from pathlib import Path
@@ -66,8 +67,12 @@ def write_config(directory: Path, fleet_config: Path, *, listen: str, token: str
     fleet: dict[str, Any] = tomllib.loads(fleet_config.read_text(encoding="utf-8"))
     credentials = fleet["credentials"]["default"]
     token_file = directory / "demo-token"
-    token_file.write_text(token + "\n", encoding="utf-8")
+    # Created private, never readable by others even for a moment; chmod covers a file
+    # left by an earlier run, whose mode O_CREAT does not change.
+    descriptor = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     token_file.chmod(0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
     key = credentials.get("ssh_key_file")
     text = TEMPLATE.format(
         fleet_dir=fleet_config.parent,

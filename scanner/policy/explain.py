@@ -29,7 +29,7 @@ def explain(policy: Policy, facts: Facts, *, waived: Collection[str] = ()) -> li
     for rule in policy.rules:
         applies = one_line(rule.when.explain(facts)) if rule.when is not None else None
         if rule.when is not None and not rule.when.test(facts):
-            results.append(RuleResult(rule, "not applicable", one_line(rule.when.explain(facts))))
+            results.append(RuleResult(rule, "not applicable", applies or ""))
             continue
         passed = rule.check.test(facts)
         outcome: Outcome = "pass" if passed else "waived" if rule.id in waived else "fail"

@@ -127,7 +127,8 @@ class BrowserCookiesCheck(_Strict):
     @field_validator("url")
     @classmethod
     def _absolute(cls, value: str) -> str:
-        if not re.fullmatch(r"[a-z][a-z0-9+.-]*://[^/\s:]+(:\d{1,5})?(/\S*)?", value):
+        port = re.fullmatch(r"[a-z][a-z0-9+.-]*://[^/\s:]+(?::(\d{1,5}))?(?:/\S*)?", value)
+        if port is None or (port[1] is not None and int(port[1]) > 65535):
             raise ValueError(f"{value!r} is not an absolute URL such as https://localhost:43485")
         return value
 

@@ -86,3 +86,20 @@ def test_a_short_demo_scans_exports_and_serves_metrics(tmp_path: Path) -> None:
     assert "cmscan_scans_total" in metrics
     # The config is left for the user to read and copy.
     assert "[credentials.default]" in (directory / "cmscan.toml").read_text()
+
+
+def test_the_demo_token_file_is_private_from_the_start(tmp_path: Path) -> None:
+    from scanner.demo.config import write_config
+
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text(
+        '[credentials.default]\nusername = "u"\npassword_file = "/p"\n'
+        '[winrm]\nca_file = "/ca.pem"\n[ssh]\nknown_hosts = "/kh"\n'
+    )
+    stale = tmp_path / "demo-token"
+    stale.write_text("an earlier run's token\n")
+    stale.chmod(0o644)
+    config = write_config(tmp_path, fleet, listen="127.0.0.1:8180", token="t0ken")
+    assert stale.read_text() == "t0ken\n"
+    assert stale.stat().st_mode & 0o777 == 0o600
+    assert tomllib.loads(config.read_text())["api"]["tokens"][0]["name"] == "demo"

@@ -51,6 +51,16 @@ def test_bad_rows_are_all_printed_and_nothing_is_imported(tmp_path: Path) -> Non
     assert json.loads(listed.stdout) == []
 
 
+def test_problems_in_the_ods_file_are_not_counted_as_inventory_rows(tmp_path: Path) -> None:
+    (tmp_path / "hosts.csv").write_text("hostname,practice_code\npc01,A81001\n")
+    (tmp_path / "epraccur.csv").write_text('"A81001","short"\n"A81002","row"\n')
+    result = cmscan("inventory", "import", "hosts.csv", "--ods", "epraccur.csv", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "epraccur.csv:2: 2 columns" in result.stderr
+    assert "row(s) have problems" not in result.stderr  # hosts.csv's one row is fine
+    assert "hosts.csv: nothing was imported" in result.stderr
+
+
 def test_import_then_list_as_csv(tmp_path: Path) -> None:
     (tmp_path / "hosts.csv").write_text(
         "hostname,ccg_code,site\npc01,00K,=cmd|' /C calc'!A0\npc02,15N,Annexe\n"
@@ -66,6 +76,14 @@ def test_import_then_list_as_csv(tmp_path: Path) -> None:
     assert "'=cmd" in lines[1]  # a formula in someone's site name stays text
 
 
+def test_listing_shows_bracketed_site_names_as_written(tmp_path: Path) -> None:
+    (tmp_path / "hosts.csv").write_text("hostname,site\npc01,[/x] [bold]Annexe\n")
+    assert cmscan("inventory", "import", "hosts.csv", cwd=tmp_path).returncode == 0
+    listed = cmscan("inventory", "list", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "[/x] [bold]Annexe" in listed.stdout
+
+
 def test_invalid_settings_exit_2_listing_each_problem(tmp_path: Path) -> None:
     (tmp_path / "cmscan.toml").write_text('log_level = "loud"\n')
     result = cmscan("inventory", "list", cwd=tmp_path, env={"CMSCAN_DATABASE_URL": "oracle://x"})
@@ -78,6 +96,8 @@ def test_invalid_settings_exit_2_listing_each_problem(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (("inventory", "import", "absent.csv"), "absent.csv: no such file"),
+        # Messages are text, not markup: brackets in names are printed, and never crash.
+        (("inventory", "import", "[/x] absent.csv"), "[/x] absent.csv: no such file"),
         (("inventory", "import", "hosts.xlsx"), "cannot tell the format"),
         (("db", "upgrade", "--db", "sqlite:////no/such/dir/x.db"), "does not exist"),
     ],

@@ -109,6 +109,7 @@ def test_hostspec_defaults_and_ports() -> None:
     assert spec.tags == ("gp", "reception", "kiosk")
     assert HostSpec(hostname="pc02", transport="WinRM-HTTPS").port == 5986
     assert HostSpec(hostname="pc03", port="5999").port == 5999
+    assert HostSpec(hostname="pc04", port=5999.0).port == 5999
 
 
 def test_blank_cells_mean_not_given() -> None:
@@ -136,6 +137,11 @@ def test_blank_cells_mean_not_given() -> None:
     [
         ({"port": "0"}, "out of range"),
         ({"port": "http"}, "not a port number"),
+        ({"port": [5985]}, "not a port number"),  # YAML hands over any type
+        ({"port": {"n": 1}}, "not a port number"),
+        ({"port": True}, "not a port number"),
+        ({"port": 5985.5}, "not a port number"),
+        ({"port": 70000}, "out of range"),
         ({"transport": "telnet"}, "not a transport"),
         ({"credential_profile": "bad profile"}, "not a credential profile"),
         ({"tags": "ok;not ok!"}, "is not a tag"),
@@ -143,6 +149,6 @@ def test_blank_cells_mean_not_given() -> None:
         ({"site": "x" * 201}, "at most 200"),
     ],
 )
-def test_hostspec_rejects(fields: dict[str, str], message: str) -> None:
+def test_hostspec_rejects(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         HostSpec(hostname="pc01", **fields)  # type: ignore[arg-type]

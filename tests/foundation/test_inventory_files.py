@@ -57,6 +57,18 @@ def test_csv_whitespace_aliases_and_semicolons(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_csv_quoted_headers_with_any_delimiter(tmp_path: Path, delimiter: str) -> None:
+    text = (
+        delimiter.join(['"Computer Name"', '"IP"'])
+        + "\n"
+        + delimiter.join(['"pc01"', '"10.0.0.1"'])
+    )
+    inventory = load_inventory(csv_file(tmp_path, text + "\n"), fmt="csv")
+    assert messages(inventory) == []
+    assert [(h.spec.hostname, h.spec.address) for h in inventory.hosts] == [("pc01", "10.0.0.1")]
+
+
 def test_csv_reports_every_bad_row_with_its_line(tmp_path: Path) -> None:
     text = "\n".join(
         [
@@ -80,6 +92,11 @@ def test_csv_reports_every_bad_row_with_its_line(tmp_path: Path) -> None:
         f"{path}:7: pc01 duplicates pc01 at {path}:2",
     ]
     assert {"bad host", "pc03", "pc04"} & inventory.mentioned == {"pc03", "pc04"}
+
+
+def test_a_blank_hostname_cell_is_reported_as_required(tmp_path: Path) -> None:
+    path = csv_file(tmp_path, "hostname,address\n,10.0.0.1\n")
+    assert messages(load_inventory(path, fmt="csv")) == [f"{path}:2: hostname: is required"]
 
 
 def test_csv_line_numbers_survive_quoted_newlines(tmp_path: Path) -> None:
@@ -185,6 +202,11 @@ def test_yaml_groups_defaults_and_precise_locations(tmp_path: Path) -> None:
         ("hosts: [pc01\n", ":2:1: expected ',' or ']'"),
         ("groups:\n  - practice_code: A81001\n", ":2:5: a group needs a 'hosts' list"),
         ("hosts: pc01\n", ":1:8: must be a list"),
+        ("hosts:\n  - {hostname: pc01, site: 2024-02-30}\n", ":2:28: cannot read '2024-02-30'"),
+        ("hosts:\n  - {hostname: pc01, port: [1]}\n", ":2:28: port: [1] is not a port number"),
+        ("hosts:\n  - pc01\n  -\n", ":3:4: an empty host entry"),
+        ("hosts:\n  - {hostname: '', address: 10.0.0.1}\n", ":2:16: hostname: is required"),
+        ("groups:\n  - 5\n", ":2:5: a group must be a mapping"),
     ],
 )
 def test_yaml_structure_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -192,6 +214,7 @@ def test_yaml_structure_errors(tmp_path: Path, text: str, message: str) -> None:
     path.write_text(text, encoding="utf-8")
     inventory = load_inventory(path, fmt="yaml")
     assert any(message in m for m in messages(inventory)), messages(inventory)
+    assert len(inventory.problems) == 1, messages(inventory)
 
 
 def epraccur_row(code: str, name: str, status: str, ccg: str, icb: str = "QHM") -> str:

@@ -136,6 +136,44 @@ async def test_skip_invalid_imports_good_rows_and_keeps_mentioned_hosts(
     assert [s.hostname for s in report.plan.added] == ["pc03"]
 
 
+async def test_skip_invalid_keeps_hosts_whose_rows_are_duplicates(
+    database: db.Database, tmp_path: Path
+) -> None:
+    await import_inventory(
+        database, path=inventory_file(tmp_path, "pc01,10.0.0.1,,,", "pc02,,,,"), fmt="csv", now=T0
+    )
+    # pc02 now clashes with pc01's address: its row is invalid but it is still listed.
+    path = inventory_file(tmp_path, "pc01,10.0.0.1,,,", "pc02,10.0.0.1,,,", name="v2.csv")
+    report = await import_inventory(database, path=path, fmt="csv", skip_invalid=True, now=T0)
+    assert report.written
+    assert report.plan is not None
+    assert report.plan.retired == []
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("hosts.csv", "address,site\n10.0.0.1,Main\n"),  # no hostname column
+        ("hosts.csv", ""),
+        ("hosts.yaml", "hosts: [pc01\n"),  # a syntax error: not one host could be read
+    ],
+)
+async def test_skip_invalid_never_imports_an_unreadable_file(
+    database: db.Database, tmp_path: Path, name: str, text: str
+) -> None:
+    await import_inventory(
+        database, path=inventory_file(tmp_path, "pc01,,,,", "pc02,,,,"), fmt="csv", now=T0
+    )
+    before = await snapshot(database)
+    path = tmp_path / name
+    path.write_text(text)
+    fmt = "yaml" if name.endswith(".yaml") else "csv"
+    report = await import_inventory(database, path=path, fmt=fmt, skip_invalid=True, now=T0)
+    assert report.plan is None
+    assert not report.written
+    assert await snapshot(database) == before
+
+
 async def test_dry_run_writes_nothing(database: db.Database, tmp_path: Path) -> None:
     before = await snapshot(database)
     report = await import_inventory(

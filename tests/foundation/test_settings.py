@@ -136,3 +136,29 @@ def test_durations(value: object, seconds: float) -> None:
 def test_bad_durations(value: str) -> None:
     with pytest.raises(ValueError, match="is not a duration"):
         parse_duration(value)
+
+
+@pytest.mark.parametrize("value", [-3, float("inf"), float("nan"), 1e20, "99999999999d"])
+def test_durations_out_of_range(value: object) -> None:
+    with pytest.raises(ValueError, match="is not a duration between 0 and 100 years"):
+        parse_duration(value)
+
+
+def test_out_of_range_duration_in_a_file_is_a_settings_problem(tmp_path: Path) -> None:
+    config = write(tmp_path / "c.toml", "freshness = inf\n")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(config_file=config)
+    assert caught.value.problems == [
+        f"freshness (config file {config}): inf is not a duration between 0 and 100 years"
+    ]
+
+
+def test_a_list_from_the_environment_must_be_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CMSCAN_SCHEDULE__WINDOWS", "Mon-Fri 08:00-18:30")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    (problem,) = caught.value.problems
+    assert problem.startswith("schedule (environment CMSCAN_SCHEDULE__WINDOWS): ")
+    assert "written as JSON" in problem
+    monkeypatch.setenv("CMSCAN_SCHEDULE__WINDOWS", '["Mon-Fri 08:00-18:30"]')
+    assert load_settings().schedule.windows == ("Mon-Fri 08:00-18:30",)

@@ -276,6 +276,7 @@ def test_an_unusable_stored_policy_is_reported(url: str) -> None:
         ["policy", "show"],
         ["policy", "explain", "pc1"],
         ["waive", "pc1", "--rule", "x", "--until", "1d", "--reason", "r"],
+        ["probe", "pc1", "--port", "1"],
     ):
         code, _, stderr = cmscan(*args, "--db", url)
         assert code == 2, args

@@ -250,6 +250,18 @@ def test_a_file_loads_like_its_text(tmp_path: Path) -> None:
         ),
         pytest.param(
             HEAD
+            + RULE.replace(
+                'product: {name: "NHS Credential Management*"}',
+                'browser_cookies: {url: "https://localhost:99999"}',
+            ),
+            [
+                "p.yaml:11:30: rules[0].check.browser_cookies.url: 'https://localhost:99999' is"
+                " not an absolute URL such as https://localhost:43485",
+            ],
+            id="port out of range",
+        ),
+        pytest.param(
+            HEAD
             + RULE.replace("    check:\n", "    when: {smartcard_reader: maybe}\n    check:\n"),
             [
                 "p.yaml:10:30: rules[0].when.smartcard_reader:"
@@ -290,6 +302,10 @@ def test_every_problem_is_reported_at_once_in_file_order() -> None:
         ("format: [1\n", "p.yaml:2:1: expected ',' or ']', but got '<stream end>'"),
         ("format: 1\n  id: x\n", "p.yaml:2:5: mapping values are not allowed here"),
         (
+            "format: 1\nid: 2024-02-30\n",
+            "p.yaml:2:5: cannot read '2024-02-30': day is out of range for month",
+        ),
+        (
             "a: &a [1]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
             + "".join(
                 f"c{i}: &c{i} [" + ", ".join([f"*{'b' if i == 0 else f'c{i - 1}'}"] * 9) + "]\n"
@@ -306,6 +322,7 @@ def test_every_problem_is_reported_at_once_in_file_order() -> None:
         "duplicate key",
         "syntax",
         "indentation",
+        "impossible date",
         "alias bomb",
         "deep",
         "deeper than the parser",
