@@ -209,6 +209,12 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        # CMSCAN_LOG_LEVEL=DEBUG is how most tools spell it.
+        return value.lower() if isinstance(value, str) else value
+
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str) -> str:

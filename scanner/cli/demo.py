@@ -33,13 +33,13 @@ def demo(
     from exporters.http import ListenError
     from scanner.daemon import DaemonError
     from scanner.demo.fleet import FleetError
-    from scanner.demo.run import Demo, DemoOptions
+    from scanner.demo.run import Demo, DemoError, DemoOptions
 
     options = DemoOptions(hosts=hosts, seed=seed, directory=directory, duration=duration)
     runner = Demo(options, out)
     try:
         result = asyncio.run(runner.run())
-    except (FleetError, DaemonError, ListenError) as exc:
+    except (FleetError, DaemonError, ListenError, DemoError) as exc:
         fail(str(exc))
     share = result.snapshot.compliant_share
     out.print()

@@ -19,16 +19,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cmscan.metrics")
 
-DEFAULT_LISTEN = "127.0.0.1:8180"
-
 app = typer.Typer(help="Prometheus metrics.", no_args_is_help=True)
 
 
 @app.command("serve")
 def serve_metrics(
     listen: Annotated[
-        str, typer.Option("--listen", help="HOST:PORT to serve /metrics and the API on.")
-    ] = DEFAULT_LISTEN,
+        str | None,
+        typer.Option(
+            "--listen",
+            help="HOST:PORT to serve /metrics and the API on"
+            " (default: daemon.listen, 127.0.0.1:8180).",
+        ),
+    ] = None,
     config: ConfigOption = None,
     database: DbOption = None,
 ) -> None:
@@ -39,11 +42,11 @@ def serve_metrics(
     """
     from exporters.http import ListenError
 
+    current = settings(config, database_url=database)
     try:
-        address = parse_listen(listen)
+        address = parse_listen(listen or current.daemon.listen)
     except ValueError as exc:
         fail(str(exc))
-    current = settings(config, database_url=database)
     configure(level=current.log_level, fmt=current.log_format)
     open_database(current)
     try:

@@ -80,6 +80,10 @@ def _log_to(path: Path) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+class DemoError(Exception):
+    """The demo cannot go on; the message says why and where the log is."""
+
+
 class Demo:
     def __init__(self, options: DemoOptions, console: Console) -> None:
         self.options = options
@@ -89,6 +93,7 @@ class Demo:
         self.first_sweep: float | None = None
         self.snapshot = Snapshot()
         self.unpatched: Path | None = None
+        self.failure: BaseException | None = None
 
     async def run(self) -> DemoResult:
         options = self.options
@@ -126,7 +131,7 @@ class Demo:
         finally:
             await database.dispose()
         if not report.written:
-            raise RuntimeError(
+            raise DemoError(
                 "the simulated inventory did not import: "
                 + "; ".join(map(str, report.inventory.errors[:5]))
             )
@@ -142,7 +147,10 @@ class Demo:
         hints = self._hints(config, listen)
         async with signals_stop(daemon.stop):
             daemon_task = asyncio.create_task(daemon.run())
-            watcher = asyncio.create_task(self._watch(settings, daemon, campaign, hints))
+            watcher = asyncio.create_task(
+                self._watch(settings, daemon, campaign, hints), name="live view"
+            )
+            watcher.add_done_callback(lambda task: self.stop_on_failure(task, daemon.stop))
             timer = (
                 asyncio.create_task(self._stop_after(daemon, self.options.duration))
                 if self.options.duration
@@ -156,8 +164,18 @@ class Demo:
                         task.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await task
+        if self.failure is not None:
+            raise DemoError(f"the demo stopped: {self.failure!r}; details in {log_path}")
         first = self.first_sweep - self.started if self.first_sweep else None
         return DemoResult(first, self.snapshot, self.unpatched, config, log_path, listen)
+
+    def stop_on_failure(self, task: asyncio.Task[None], stop: asyncio.Event) -> None:
+        """A failed view or campaign stops the demo instead of leaving a frozen screen."""
+        if task.cancelled() or task.exception() is None:
+            return
+        self.failure = self.failure or task.exception()
+        log.error("demo: the %s failed", task.get_name(), exc_info=task.exception())
+        stop.set()
 
     async def _stop_after(self, daemon: Daemon, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -196,7 +214,10 @@ class Demo:
                 ):
                     self.first_sweep = time.monotonic()
                     await self._after_first_sweep(database)
-                    campaign_task = asyncio.create_task(campaign.run())
+                    campaign_task = asyncio.create_task(campaign.run(), name="campaign")
+                    campaign_task.add_done_callback(
+                        lambda task: self.stop_on_failure(task, daemon.stop)
+                    )
                 sweep = self._sweep_line()
                 if view is not None:
                     view.update(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import io
 import os
 import subprocess
 import sys
@@ -103,3 +105,29 @@ def test_the_demo_token_file_is_private_from_the_start(tmp_path: Path) -> None:
     assert stale.read_text() == "t0ken\n"
     assert stale.stat().st_mode & 0o777 == 0o600
     assert tomllib.loads(config.read_text())["api"]["tokens"][0]["name"] == "demo"
+
+
+async def test_a_failed_view_or_campaign_stops_the_demo(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from scanner.demo.run import Demo, DemoOptions
+
+    demo = Demo(DemoOptions(directory=tmp_path), Console(file=io.StringIO()))
+    stop = asyncio.Event()
+
+    async def fine() -> None:
+        return None
+
+    async def broken() -> None:
+        raise ConnectionError("simulator admin API went away")
+
+    for body in (fine, broken):
+        task = asyncio.create_task(body(), name="campaign")
+        task.add_done_callback(lambda t: demo.stop_on_failure(t, stop))
+        await asyncio.gather(task, return_exceptions=True)
+        await asyncio.sleep(0)  # done callbacks run on the next loop iteration
+        if body is fine:
+            assert not stop.is_set()
+            assert demo.failure is None
+    assert stop.is_set()
+    assert isinstance(demo.failure, ConnectionError)

@@ -126,14 +126,18 @@ def test_api_token_prints_a_token_once_and_config_lines_that_admit_it() -> None:
     assert runner.invoke(app, ["api", "token", "ops", "--scope", "admin"]).exit_code == 2
 
 
+@pytest.mark.parametrize("given_by", ["flag", "setting"])
 def test_metrics_serve_answers_from_the_database_and_stops_on_sigterm(
-    seeded_sqlite: str, tmp_path: Path
+    seeded_sqlite: str, tmp_path: Path, given_by: str
 ) -> None:
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CMSCAN_")}
+    listen = ["--listen", f"127.0.0.1:{port}"]
+    if given_by == "setting":  # daemon.listen is the default of --listen
+        environment["CMSCAN_DAEMON__LISTEN"] = f"127.0.0.1:{port}"
+        listen = []
     process = subprocess.Popen(
-        [sys.executable, "-m", "scanner", "metrics", "serve", "--db", seeded_sqlite,
-         "--listen", f"127.0.0.1:{port}"],
+        [sys.executable, "-m", "scanner", "metrics", "serve", "--db", seeded_sqlite, *listen],
         cwd=tmp_path,
         env=environment,
         stdout=subprocess.PIPE,

@@ -61,6 +61,13 @@ def test_nested_sections_from_environment(monkeypatch: pytest.MonkeyPatch) -> No
     assert load_settings().timeouts.total == timedelta(minutes=2)
 
 
+def test_log_level_and_format_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CMSCAN_LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("CMSCAN_LOG_FORMAT", "Json")
+    loaded = load_settings()
+    assert (loaded.log_level, loaded.log_format) == ("debug", "json")
+
+
 def test_every_problem_is_listed_with_its_key_and_source(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
