@@ -213,6 +213,10 @@ class Daemon:
                 runtime.outage.succeeded()
             except TRANSIENT as exc:
                 runtime.outage.failed(exc, doing="housekeeping")
+            except Exception:
+                # Without this loop the daemon would stop its heartbeat (commands would say
+                # no daemon is running) and stop seeing new policies and suspensions.
+                log.exception("housekeeping failed; trying again in %.0f s", HOUSEKEEPING_SECONDS)
             if loop.time() - last_summary >= SUMMARY_SECONDS and summary.outcomes:
                 counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items()))
                 log.info(

@@ -25,10 +25,15 @@ def register_secret(value: str) -> None:
     if len(value) >= 4:  # scrubbing very short strings would mangle ordinary words
         with _secrets_lock:
             _secrets.add(value)
+            # In a JSON line the secret appears escaped: a quote, a backslash or an accented
+            # letter in a password would otherwise slip past the scrubber.
+            _secrets.add(json.dumps(value)[1:-1])
 
 
 def scrub(text: str) -> str:
-    for secret in _secrets:
+    # Longest first, so that no part of a secret survives a shorter one it contains; a copy,
+    # because a credential may be re-read while another thread logs.
+    for secret in sorted(tuple(_secrets), key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, "***")
     return text

@@ -167,9 +167,10 @@ class ResultWriter:
             self._give_back(batch)
             self._delay = self.outage.failed(exc, doing="writing results")
             return False
-        except DBAPIError as exc:
-            # Not an outage: one of these rows is unacceptable. Write them one by one so
-            # that only the bad one is lost, and say which.
+        except Exception as exc:
+            # Not an outage: one of these results cannot be stored (a row the database
+            # refuses, or a result that fails to grade). Write them one by one so that only
+            # the bad one is lost, and say which; the writer itself must keep going.
             leftover = await self._write_singly(batch, exc)
             if leftover is not None:
                 self._release(len(batch.scans) - len(leftover.scans))
@@ -206,15 +207,20 @@ class ResultWriter:
             )
         self.written += len(batch.scans)
         if self.on_recorded is not None:
+            # Committed: a failing callback must not make the batch look unwritten.
             for scan, transition in zip(batch.scans, transitions, strict=True):
-                self.on_recorded(scan, transition)
+                try:
+                    self.on_recorded(scan, transition)
+                except Exception:
+                    log.exception("reporting the result for %s failed", scan.hostname)
 
-    async def _write_singly(self, batch: _Pending, first: DBAPIError) -> _Pending | None:
+    async def _write_singly(self, batch: _Pending, first: Exception) -> _Pending | None:
         """Write a refused batch row by row; returns what is left if the database goes away."""
         log.error(
             "a batch of %d results was refused (%s); writing them one by one",
             len(batch.scans),
-            type(first.orig or first).__name__,
+            _describe(first),
+            exc_info=not isinstance(first, DBAPIError),
         )
         for index, scan in enumerate(batch.scans):
             try:
@@ -222,24 +228,23 @@ class ResultWriter:
             except TRANSIENT as exc:
                 self._delay = self.outage.failed(exc, doing="writing results")
                 return _Pending(scans=batch.scans[index:], suspensions=batch.suspensions)
-            except DBAPIError as exc:
-                log.error(
-                    "dropped the result for %s: %s",
-                    scan.hostname,
-                    " ".join(str(exc.orig or exc).split())[:300],
-                )
+            except Exception as exc:
+                log.error("dropped the result for %s: %s", scan.hostname, _describe(exc))
         if batch.suspensions:
             try:
                 await self._write(_Pending(suspensions=batch.suspensions))
             except TRANSIENT as exc:
                 self._delay = self.outage.failed(exc, doing="writing results")
                 return _Pending(suspensions=batch.suspensions)
+            except Exception as exc:
+                # Most often another replica stored this profile's suspension a moment
+                # earlier; every replica, this one included, follows the stored one.
+                profiles = ", ".join(s.profile for s in batch.suspensions)
+                log.error("could not store the suspension of %s: %s", profiles, _describe(exc))
         return None
 
-    async def drain(self, deadline: float) -> bool:
-        """Write everything pending, retrying until `deadline` (loop time); True if all written."""
-        loop = asyncio.get_running_loop()
-        while self.pending and loop.time() < deadline:
-            if not await self.write_once():
-                await asyncio.sleep(min(self._delay, max(deadline - loop.time(), 0)))
-        return not self.pending
+
+def _describe(exc: BaseException) -> str:
+    """One line on why a result could not be stored: the driver's message, not the SQL."""
+    detail = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    return f"{type(detail).__name__}: {' '.join(str(detail).split())[:300]}"

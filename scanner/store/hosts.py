@@ -184,7 +184,11 @@ async def find_host(session: AsyncSession, *, name: str) -> Host | None:
     if "." in key:
         return None
     matches = (
-        (await session.execute(select(Host).where(col(Host.hostname).startswith(key + "."))))
+        (
+            await session.execute(
+                select(Host).where(col(Host.hostname).startswith(key + ".", autoescape=True))
+            )
+        )
         .scalars()
         .all()
     )

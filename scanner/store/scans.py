@@ -84,18 +84,24 @@ async def record_scans(
     )
     scan_ids = [row[0] for row in inserted.all() if row[0] is not None]
     transitions: list[Transition | None] = []
+    # A scan counts for its rescan request only while the host still waits under that
+    # request: one taken over by a newer request, or scanned by someone else meanwhile, is
+    # counted by that request or that scan, never twice.
+    answered: Counter[int] = Counter()
     for scan, scan_id in zip(scans, scan_ids, strict=True):
         state = states.get(scan.host_id)
         if state is None or _superseded(state, scan, scanner_id, now):
             transitions.append(None)
             continue
+        if scan.rescan_request_id is not None and state.rescan_request_id == scan.rescan_request_id:
+            answered[scan.rescan_request_id] += 1
         status, verdict = grade(policy, scan, waivers.get(scan.host_id, set()))
         reason = apply_scan(
             state, scan, status=status, verdict=verdict, scan_id=scan_id, schedule=schedule, rng=rng
         )
         set_status(session, state, status, at=scan.finished_at, reason=reason)
         transitions.append(Transition(status=status, reason=reason, verdict=verdict))
-    await _count_rescans(session, scans, now)
+    await _count_rescans(session, answered, now)
     return transitions
 
 
@@ -122,10 +128,7 @@ async def prune_scans(session: AsyncSession, *, before: datetime, limit: int = 5
     return len(ids)
 
 
-async def _count_rescans(
-    session: AsyncSession, scans: Sequence[CompletedScan], now: datetime
-) -> None:
-    done = Counter(scan.rescan_request_id for scan in scans if scan.rescan_request_id is not None)
+async def _count_rescans(session: AsyncSession, done: Counter[int], now: datetime) -> None:
     for request_id, count in done.items():
         await session.execute(
             sa.update(RescanRequest)

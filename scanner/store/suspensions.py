@@ -13,6 +13,8 @@ from scanner.model import CredentialSuspension
 
 
 async def record_suspension(session: AsyncSession, suspension: Suspension) -> None:
+    """Store a suspension. One still in force is kept as it is; one a cool-down has lifted is
+    replaced, or every replica would read the profile as resumed and use it again."""
     existing = await session.get(CredentialSuspension, suspension.profile)
     if existing is None:
         session.add(
@@ -24,6 +26,11 @@ async def record_suspension(session: AsyncSession, suspension: Suspension) -> No
                 reason=suspension.reason[:500],
             )
         )
+    elif existing.until is not None and existing.until <= suspension.at:
+        existing.suspended_at = suspension.at
+        existing.until = suspension.until
+        existing.failures = suspension.failures
+        existing.reason = suspension.reason[:500]
 
 
 async def active_suspensions(session: AsyncSession, *, now: datetime) -> list[Suspension]:

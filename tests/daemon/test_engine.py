@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import sqlalchemy as sa
 
 from collectors.base import Outcome, ScanResult, Target
 from inventory.spec import HostSpec
+from scanner import daemon as daemon_module
 from scanner import db
 from scanner.config import Settings, load_settings
 from scanner.model import CredentialSuspension, HostState, Scan, utcnow
@@ -173,3 +176,30 @@ async def test_a_collector_that_hangs_or_crashes_costs_one_host(settings: Settin
     tally, complete = await sweep(settings, Hanging(misbehave), ids)
     assert complete
     assert tally.outcomes == {"ok": 4, "protocol_error": 1, "timeout": 1}
+
+
+async def test_housekeeping_outlives_an_unexpected_error(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(daemon_module, "HOUSEKEEPING_SECONDS", 0.01)
+    daemon = daemon_module.Daemon(settings, collectors={})
+    runtime = await build_runtime(settings, collectors={}, scanner_id=daemon.scanner_id)
+    calls = 0
+    twice = asyncio.Event()
+
+    async def refresh(_: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ValueError("a stored policy this version cannot read")
+        twice.set()
+
+    monkeypatch.setattr(daemon, "_refresh", refresh)
+    task = asyncio.create_task(daemon._housekeeping(runtime, daemon_module._Summary(Counter())))
+    try:
+        await asyncio.wait_for(twice.wait(), 5)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await runtime.close()

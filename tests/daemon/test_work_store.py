@@ -17,7 +17,7 @@ from scanner.model import HostState, RescanRequest, Scan, StatusChange
 from scanner.policy import default_policy
 from scanner.results import CompletedScan
 from scanner.scheduling import Schedule
-from scanner.store.hosts import apply_sync, plan_sync
+from scanner.store.hosts import apply_sync, find_host, plan_sync
 from scanner.store.leases import WorkItem, claim_due, claim_hosts, count_due, release, release_all
 from scanner.store.rescans import RescanError, Selector, request_rescan, rescan_results
 from scanner.store.scans import prune_scans, record_scans
@@ -246,6 +246,31 @@ async def test_a_newer_rescan_takes_over_waiting_hosts(database: db.Database) ->
     assert new.host_count == 1
 
 
+async def test_a_scan_in_flight_when_a_newer_rescan_takes_its_host_counts_once(
+    database: db.Database,
+) -> None:
+    await add_hosts(database, 2)
+    async with database.write() as session:
+        old = await request_rescan(session, selector=Selector(ccg="00K"), requested_by="a", now=T0)
+    async with database.write() as session:
+        (first,) = await claim_due(
+            session, owner="d1", now=T0, until=T0 + LEASE, limit=1, scheduled=False
+        )
+    async with database.write() as session:
+        new = await request_rescan(
+            session, selector=Selector(hosts=(first.hostname,)), requested_by="b", now=T0
+        )
+    await record(database, [completed(first, trigger="rescan")])
+    async with database.read() as session:
+        reloaded = await session.get(RescanRequest, old.id)
+        state = await session.get(HostState, first.host_id)
+    assert reloaded is not None
+    assert state is not None
+    # The other host of the older request has not been scanned: it is not done yet.
+    assert (reloaded.state, reloaded.done_count, reloaded.host_count) == ("pending", 0, 1)
+    assert state.rescan_request_id == new.id
+
+
 @pytest.mark.parametrize(
     ("selector", "message"),
     [
@@ -271,6 +296,37 @@ async def test_suspensions_are_shared_and_resumable(database: db.Database) -> No
     async with database.write() as session:
         assert await resume_profile(session, profile="svc")
         assert not await resume_profile(session, profile="svc")
+
+
+async def test_a_new_suspension_replaces_one_a_cooldown_lifted(database: db.Database) -> None:
+    lifted = Suspension(
+        profile="svc", at=T0, until=T0 + timedelta(minutes=30), failures=3, reason="first"
+    )
+    later = T0 + timedelta(hours=1)
+    again = Suspension(
+        profile="svc", at=later, until=later + timedelta(minutes=30), failures=3, reason="again"
+    )
+    async with database.write() as session:
+        await record_suspension(session, lifted)
+    async with database.write() as session:
+        await record_suspension(session, again)
+    async with database.read() as session:
+        assert await active_suspensions(session, now=later) == [again]
+
+
+async def test_a_short_name_is_matched_literally(database: db.Database) -> None:
+    specs = [HostSpec(hostname="pcx1.a.nhs.uk")]
+    async with database.write() as session:
+        await apply_sync(
+            session, await plan_sync(session, specs=specs), specs=specs, source="t", now=T0
+        )
+    async with database.read() as session:
+        # "_" and "%" are LIKE wildcards; a short name must not find a different machine.
+        assert await find_host(session, name="pc_1") is None
+        assert await find_host(session, name="pc%") is None
+        found = await find_host(session, name="pcx1")
+    assert found is not None
+    assert found.hostname == "pcx1.a.nhs.uk"
 
 
 async def test_concurrent_claims_on_postgresql_never_overlap(postgres_url: str) -> None:
