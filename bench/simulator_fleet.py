@@ -162,7 +162,15 @@ def client_main(args: argparse.Namespace) -> None:
 
 
 def fleet_main(args: argparse.Namespace) -> None:
-    out = Path(args.out or tempfile.mkdtemp(prefix="cmscan-bench-"))
+    if args.out:
+        fleet_run(args, Path(args.out))
+        return
+    # The fleet's files (5,000 host keys, its password) go away with the run.
+    with tempfile.TemporaryDirectory(prefix="cmscan-bench-") as scratch:
+        fleet_run(args, Path(scratch))
+
+
+def fleet_run(args: argparse.Namespace, out: Path) -> None:
     options = RunOptions(
         fleet=FleetOptions(
             hosts=args.hosts, seed=args.seed, rtt_ms=0, exec_ms=0, base_address=args.base_address

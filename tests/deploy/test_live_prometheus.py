@@ -51,8 +51,9 @@ class Stack:
     levels: tuple[str, ...]
 
 
-def prometheus_config(target: str, directory: Path) -> Path:
-    """The shipped prometheus.yml, templated to this test's daemon and directories."""
+def prometheus_config(target: str, directory: Path, *, own_port: int) -> Path:
+    """The shipped prometheus.yml, templated to this test's daemon and directories, plus a
+    job that is not cmscan's (Prometheus scraping itself), as a real Prometheus has."""
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text(encoding="utf-8"))
     config["global"]["scrape_interval"] = f"{SCRAPE_SECONDS}s"
     config["global"]["evaluation_interval"] = f"{SCRAPE_SECONDS}s"
@@ -67,6 +68,9 @@ def prometheus_config(target: str, directory: Path) -> Path:
     (targets / "cmscan.json").write_text("[]\n", encoding="utf-8")
     (sd,) = job["file_sd_configs"]
     sd["files"] = [str(targets / Path(f).name) for f in sd["files"]]
+    config["scrape_configs"].append(
+        {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{own_port}"]}]}
+    )
     path = directory / "prometheus.yml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
@@ -121,12 +125,13 @@ def stack(
             )
             found = re.search(r"listening on http://(\S+?),", daemon.log)
             assert found, daemon.log
+            port = free_port()
             process = subprocess.Popen(
                 [
                     binary,
-                    f"--config.file={prometheus_config(found[1], directory)}",
+                    f"--config.file={prometheus_config(found[1], directory, own_port=port)}",
                     f"--storage.tsdb.path={directory / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{(port := free_port())}",
+                    f"--web.listen-address=127.0.0.1:{port}",
                     "--log.level=warn",
                 ],
                 stdout=(log := (directory / "prometheus.log").open("wb")),
@@ -234,6 +239,18 @@ def test_every_dashboard_query_returns_series(stack: Stack, dashboard: Path) -> 
         assert float(series(client, one)[0]["value"][1]) <= float(
             series(client, total)[0]["value"][1]
         )
+
+
+def test_the_health_dashboard_counts_only_cmscan_daemons(stack: Stack) -> None:
+    client = stack.prometheus
+    (health,) = (p for p in DASHBOARDS if p.stem == "cmscan-health")
+    board = panels.load_dashboard(health)
+    (panel,) = (p for p in panels.iter_panels(board) if p["title"] == "Daemons up")
+    values, _ = panels.resolve_variables(client, board, {})
+    assert series(client, 'up{job="prometheus"}'), "the test needs a target that is not cmscan"
+    for query in panels.panel_queries(panel):
+        (result,) = client.instant(panels.expand(query.expr, values | INTERVALS))["result"]
+        assert float(result["value"][1]) == 1, query.legend
 
 
 def test_the_figures_count_every_host_once(stack: Stack) -> None:
