@@ -93,9 +93,9 @@ class Engine:
         caught up with its fleet (the "sweep completed" moment).
         """
         delay = 0.0
-        was_busy = False
         while not stop.is_set():
             claimed: list[WorkItem] = []
+            asked = False  # whether the source answered this pass, so "nothing" is true
             free = self.limits.concurrency - len(self._tasks)
             if free > 0 or self._give_back:
                 try:
@@ -109,6 +109,7 @@ class Engine:
                     )
                     self._give_back = []
                     self.outage.succeeded()
+                    asked = True
                     delay = 0.0
                 except TRANSIENT as exc:
                     delay = self.outage.failed(exc, doing="claiming hosts")
@@ -117,13 +118,13 @@ class Engine:
                     delay = self.limits.poll_interval
             for item in claimed:
                 await self._start(item, source)
-            was_busy = was_busy or bool(claimed) or bool(self._tasks)
             if not claimed and not self._tasks and not self._give_back:
                 if source.exhausted:
                     return
-                if was_busy and not self.outage.down and idle is not None:
+                # Said on every quiet pass, not only after work: a night outside the scan
+                # windows or an all-compliant fleet with nothing due is caught up, not stalled.
+                if asked and idle is not None:
                     idle()
-                was_busy = False
             await self._pause(delay or self.limits.poll_interval, stop, after_error=bool(delay))
 
     async def _pause(self, seconds: float, stop: asyncio.Event, *, after_error: bool) -> None:

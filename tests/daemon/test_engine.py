@@ -203,3 +203,32 @@ async def test_housekeeping_outlives_an_unexpected_error(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await runtime.close()
+
+
+async def test_a_fleet_with_nothing_due_counts_as_caught_up(settings: Settings) -> None:
+    # Outside the scan windows nothing can be claimed; the sweep-overdue alerts read this
+    # moment, so it must be reported then too, not only after a burst of work.
+    from scanner.sources import DueHosts
+
+    class WindowShut:
+        def in_window(self, _now: object) -> bool:
+            return False
+
+    await add_hosts(settings.database_url, 3)  # never scanned: due as soon as a window opens
+    runtime = await build_runtime(settings, collectors={"winrm": FakeCollector()}, scanner_id="t")
+    stop = asyncio.Event()
+    caught_up = asyncio.Event()
+    source = DueHosts(
+        runtime.database,
+        owner="t",
+        lease=settings.daemon.lease,
+        schedule=WindowShut(),  # type: ignore[arg-type]
+    )
+    task = asyncio.create_task(runtime.engine.run(source, stop, idle=caught_up.set))
+    try:
+        await asyncio.wait_for(caught_up.wait(), 5)
+        assert runtime.engine.started == 0
+    finally:
+        stop.set()
+        await task
+        await runtime.close()
