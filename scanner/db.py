@@ -14,7 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -30,6 +30,17 @@ MIGRATION_LOCK = 0x636D7363616E  # "cmscan"
 
 class DatabaseError(Exception):
     """The database cannot be used; the message names it (without its password) and says why."""
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """The database did not answer or refused the connection: trying later may work."""
+
+
+def _failure(exc: BaseException, url: str | URL) -> DatabaseError:
+    # OperationalError is what drivers raise for a server that is down, starting, out of
+    # connections or locked; the other errors (a bad schema, a refused statement) persist.
+    unavailable = isinstance(exc, OperationalError | InterfaceError | OSError)
+    return (DatabaseUnavailableError if unavailable else DatabaseError)(describe_error(exc, url))
 
 
 def redact(url: str | URL) -> str:
@@ -144,7 +155,7 @@ class Database:
             async with self.engine.connect() as connection:
                 await connection.execute(sa.text("SELECT 1"))
         except (OperationalError, DBAPIError, OSError) as exc:
-            raise DatabaseError(describe_error(exc, self.url)) from exc
+            raise _failure(exc, self.url) from exc
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -190,7 +201,7 @@ def upgrade(url: str) -> None:
             command.upgrade(config, "head")
             connection.commit()
     except (OperationalError, DBAPIError) as exc:
-        raise DatabaseError(describe_error(exc, url)) from exc
+        raise _failure(exc, url) from exc
     finally:
         engine.dispose()
 
@@ -202,6 +213,6 @@ def current_revision(url: str) -> str | None:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
     except (OperationalError, DBAPIError) as exc:
-        raise DatabaseError(describe_error(exc, url)) from exc
+        raise _failure(exc, url) from exc
     finally:
         engine.dispose()

@@ -16,6 +16,7 @@ from scanner.config import Settings, SettingsError, load_settings
 EXIT_OK = 0
 EXIT_FINDINGS = 1  # findings or errors in data: bad inventory rows, hosts that failed to scan
 EXIT_USAGE = 2  # usage or configuration errors, including an unusable database
+EXIT_UNAVAILABLE = 75  # EX_TEMPFAIL: the database did not answer; trying later may work
 
 T = TypeVar("T")
 
@@ -66,18 +67,27 @@ def settings(config: Path | None, **flags: Any) -> Settings:
         raise typer.Exit(EXIT_USAGE) from None
 
 
+def database_failed(exc: db.DatabaseError) -> NoReturn:
+    """Say why the database cannot be used; exit 75 if it may answer later, else 2.
+
+    The distinction lets a service manager restart the daemon when PostgreSQL is still
+    starting at boot, and not when the configuration itself is wrong.
+    """
+    fail(str(exc), EXIT_UNAVAILABLE if isinstance(exc, db.DatabaseUnavailableError) else EXIT_USAGE)
+
+
 def open_database(current: Settings) -> db.Database:
-    """Upgrade the schema if needed and open the database, or exit 2 saying why not."""
+    """Upgrade the schema if needed and open the database, or exit saying why not."""
     try:
         db.upgrade(current.database_url)
         return db.Database(current.database_url)
     except db.DatabaseError as exc:
-        fail(str(exc))
+        database_failed(exc)
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a command's async body; a database that fails mid-command exits 2 with its reason."""
+    """Run a command's async body; a database that fails mid-command exits with its reason."""
     try:
         return asyncio.run(coroutine)
     except db.DatabaseError as exc:
-        fail(str(exc))
+        database_failed(exc)

@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from scanner import db
-from scanner.cli.common import ConfigOption, DbOption, fail, open_database, settings
+from scanner.cli.common import (
+    ConfigOption,
+    DbOption,
+    database_failed,
+    fail,
+    open_database,
+    settings,
+)
 from scanner.config import Settings
 from scanner.logs import configure
 
@@ -46,7 +53,9 @@ def daemon(
     open_database(current)
     try:
         asyncio.run(_run(current, listen, concurrency))
-    except (DaemonError, ListenError, TransportError, db.DatabaseError) as exc:
+    except db.DatabaseError as exc:
+        database_failed(exc)
+    except (DaemonError, ListenError, TransportError) as exc:
         fail(str(exc))
 
 

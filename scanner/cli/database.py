@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from scanner import db
-from scanner.cli.common import ConfigOption, DbOption, fail, out, settings
+from scanner.cli.common import ConfigOption, DbOption, database_failed, out, settings
 
 app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 
@@ -23,7 +23,7 @@ def upgrade(config: ConfigOption = None, database: DbOption = None) -> None:
         db.upgrade(current.database_url)
         after = db.current_revision(current.database_url)
     except db.DatabaseError as exc:
-        fail(str(exc))
+        database_failed(exc)
     where = db.redact(current.database_url)
     if before == after:
         out.print(f"{where}: schema is current (revision {after})")

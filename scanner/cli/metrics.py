@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from scanner import __version__, db
-from scanner.cli.common import ConfigOption, DbOption, fail, open_database, settings
+from scanner.cli.common import (
+    ConfigOption,
+    DbOption,
+    database_failed,
+    fail,
+    open_database,
+    settings,
+)
 from scanner.config import Settings, parse_listen
 from scanner.logs import configure
 
@@ -51,7 +58,9 @@ def serve_metrics(
     open_database(current)
     try:
         asyncio.run(_serve(current, address))
-    except (ListenError, db.DatabaseError) as exc:
+    except db.DatabaseError as exc:
+        database_failed(exc)
+    except ListenError as exc:
         fail(str(exc))
 
 

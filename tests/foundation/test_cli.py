@@ -108,6 +108,18 @@ def test_usage_errors_exit_2(tmp_path: Path, args: tuple[str, ...], message: str
     assert message in result.stderr
 
 
+def test_a_database_that_does_not_answer_exits_75(tmp_path: Path) -> None:
+    # EX_TEMPFAIL, not 2: a service manager restarts a daemon started before PostgreSQL.
+    from tests.support import free_port
+
+    url = f"postgresql+psycopg://cmscan:s3cret-pw@127.0.0.1:{free_port()}/cmscan"
+    for args in (("daemon",), ("status",), ("db", "upgrade")):
+        result = cmscan(*args, "--db", url, cwd=tmp_path)
+        assert result.returncode == 75, (args, result.stderr)
+        assert "127.0.0.1" in result.stderr
+        assert "s3cret-pw" not in result.stderr
+
+
 def test_db_flag_overrides_everything(tmp_path: Path) -> None:
     (tmp_path / "cmscan.toml").write_text('database_url = "sqlite:///from-file.db"\n')
     result = cmscan("db", "upgrade", "--db", f"sqlite:///{tmp_path / 'flag.db'}", cwd=tmp_path)
