@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -13,6 +14,9 @@ from scanner.results import CompletedScan, Transition
 from scanner.runtime import Runtime
 from scanner.sources import Selection
 from scanner.store.leases import release_all
+from scanner.writer import TRANSIENT
+
+log = logging.getLogger("cmscan.sweep")
 
 
 @dataclass
@@ -54,15 +58,23 @@ async def run_sweep(
         host_ids=host_ids,
     )
     writer_stop = asyncio.Event()
-    writer = asyncio.create_task(runtime.writer.run(writer_stop))
+    # Stopped during a database outage, the writer retries for the grace period and then
+    # gives up (the hosts stay unscanned in the database) instead of waiting for ever.
+    writer = asyncio.create_task(
+        runtime.writer.run(writer_stop, give_up_after=grace.total_seconds())
+    )
     try:
         await runtime.engine.run(source, stop)
         await runtime.engine.finish(grace)
     finally:
         writer_stop.set()
         await writer
-        async with runtime.database.write() as session:
-            await release_all(session, owner=runtime.scanner_id)
+        try:
+            async with runtime.database.write() as session:
+                await release_all(session, owner=runtime.scanner_id)
+        except TRANSIENT as exc:
+            # The leases expire by themselves; this must not hide why the sweep ended.
+            log.warning("could not release this sweep's leases: %s", type(exc).__name__)
     if not source.exhausted:
         return False
     runtime.telemetry.sweep_completed.set_to_current_time()

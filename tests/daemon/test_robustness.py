@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -121,3 +125,45 @@ def test_a_postgresql_restart_mid_sweep_loses_nothing(
         log = daemon.log
         assert log.count("database unavailable") == 1, log
         assert "database available again" in log
+
+
+def test_a_sweep_stopped_while_the_database_is_down_still_exits(
+    simulated_fleet: StartFleet, tmp_path: Path
+) -> None:
+    fleet = simulated_fleet(hosts=60, seed=32, exec_ms=300, transport="winrm")
+    with throwaway_postgres_server() as server:
+        url = server.url
+        config = write_config(fleet, tmp_path, database_url=url)
+        asyncio.run(import_fleet(url, fleet))
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("CMSCAN_")}
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "scanner",
+                "scan",
+                "--concurrency",
+                "4",
+                "--config",
+                str(config),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=environment,
+        )
+        try:
+            wait_for(lambda: scans(url) >= 5, timeout=90, what="5 committed scans")
+            server.stop()
+            time.sleep(2)  # probes finish and their results wait for the database
+            process.send_signal(signal.SIGTERM)
+            # grace (5 s in FAST) for the probes, then as long again for the writer.
+            output = process.communicate(timeout=40)[0]
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+            server.start()
+    assert process.returncode != 0, output
+    assert "gave up writing" in output
+    assert "Traceback" not in output
