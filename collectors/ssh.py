@@ -458,7 +458,8 @@ def _host_key_reason(state: _ConnectionState, target: Target) -> str:
     if state.pinned is not None:
         return (
             f"host key of {name} changed: pinned {state.pinned.fingerprint},"
-            f" offered {new.fingerprint}; if the host was rebuilt, remove the pin"
+            f" offered {new.fingerprint}; if the host was rebuilt, run"
+            f" `cmscan inventory forget-host-key {target.hostname} --port {target.port}`"
         )
     return f"host key {new.fingerprint} of {name} does not match known_hosts"
 

@@ -210,6 +210,37 @@ def list_(
         _table(rows)
 
 
+@app.command("forget-host-key")
+def forget_host_key_(
+    hostname: Annotated[str, typer.Argument(help="The host's name as in the inventory.")],
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Its SSH port.")] = 22,
+    config: ConfigOption = None,
+    database: DbOption = None,
+) -> None:
+    """Forget the SSH host key pinned for a host, after it was rebuilt or re-keyed.
+
+    With ssh.host_key_policy = "tofu" the first key a host shows is pinned, and a different
+    key is refused from then on. Once you know the change is genuine, forget the pin: the
+    next scan pins the key the host shows then.
+    """
+    from scanner.store.host_keys import forget_host_key
+
+    current = settings(config, database_url=database)
+    db = open_database(current)
+
+    async def forget() -> bool:
+        try:
+            async with db.write() as session:
+                return await forget_host_key(session, host=hostname, port=port)
+        finally:
+            await db.dispose()
+
+    if run(forget()):
+        out.print(f"Forgot the host key pinned for {hostname}:{port}.", markup=False)
+    else:
+        fail(f"no host key is pinned for {hostname}:{port}", EXIT_FINDINGS)
+
+
 def _record(row: HostRow) -> dict[str, object]:
     host = row.host
     record: dict[str, object] = {name: getattr(host, name) for name in FIELDS}

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -224,6 +227,9 @@ async def test_tofu_pins_first_key_then_refuses_a_changed_one(tmp_path: Path) ->
     assert old in result.reason
     assert second.fingerprint in result.reason
     assert "changed" in result.reason
+    assert f"cmscan inventory forget-host-key ws01.example.nhs.uk --port {first.port}" in (
+        result.reason
+    )
     # The pin is never replaced silently.
     assert store.pins[("ws01.example.nhs.uk", first.port)].fingerprint == old
 
@@ -239,6 +245,23 @@ async def test_tofu_pins_in_the_database(sshd: SSHServer, database: Database) ->
     assert pinned.fingerprint == sshd.fingerprint
     assert pinned.key_type == "ssh-ed25519"
     assert (await collector.collect(host, key_credentials(sshd), FAST)).outcome is Outcome.OK
+
+    # After a rebuild the engineer forgets the pin; the next scan pins afresh.
+    def forget() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "scanner", "inventory", "forget-host-key",
+             "ws02.example.nhs.uk", "--port", str(sshd.port), "--db", str(database.url)],
+            capture_output=True, text=True, timeout=60, check=False,
+            env={k: v for k, v in os.environ.items() if not k.startswith("CMSCAN_")},
+        )  # fmt: skip
+
+    forgotten = await asyncio.to_thread(forget)
+    assert forgotten.returncode == 0, forgotten.stderr
+    assert "Forgot the host key pinned for ws02.example.nhs.uk" in forgotten.stdout
+    assert await store.get("ws02.example.nhs.uk", sshd.port) is None
+    again = await asyncio.to_thread(forget)
+    assert again.returncode == 1
+    assert "no host key is pinned" in again.stderr
 
 
 @pytest.fixture(scope="module")
