@@ -14,6 +14,7 @@ from scanner.db import Database
 from scanner.model import utcnow
 from scanner.store.hosts import SyncPlan, apply_sync, plan_sync
 from scanner.store.organisations import OrgSync, upsert_organisations
+from scanner.store.rescans import withdraw_out_of_service
 
 # Retiring more than this share of the fleet in one import is more often the wrong file
 # (one CCG's list imported over the whole estate) than a real change; it needs --force.
@@ -79,6 +80,7 @@ async def import_inventory(
         if dry_run or report.refused:
             return report  # nothing was written, so leaving the block commits nothing
         await apply_sync(session, report.plan, specs=specs, source=path.name, now=when)
+        await withdraw_out_of_service(session, now=when)
         report.orgs = await upsert_organisations(
             session, records=organisations(inventory, ods), now=when
         )

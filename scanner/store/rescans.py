@@ -128,21 +128,7 @@ async def request_rescan(
     )
     session.add(request)
     await session.flush()
-    for old_id, moved in earlier.items():
-        await session.execute(
-            sa.update(RescanRequest)
-            .where(col(RescanRequest.id) == old_id)
-            .values(host_count=col(RescanRequest.host_count) - moved)
-        )
-        await session.execute(
-            sa.update(RescanRequest)
-            .where(
-                col(RescanRequest.id) == old_id,
-                col(RescanRequest.state) != "done",
-                col(RescanRequest.done_count) >= col(RescanRequest.host_count),
-            )
-            .values(state="done", finished_at=now)
-        )
+    await _stop_counting(session, earlier, now)
     await session.execute(
         sa.update(HostState)
         .where(col(HostState.host_id).in_(ids))
@@ -151,6 +137,58 @@ async def request_rescan(
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, str(request.id))))
     return request
+
+
+async def withdraw_out_of_service(session: AsyncSession, *, now: datetime) -> int:
+    """Take retired and disabled hosts out of the rescans they wait under; return how many.
+
+    They will not be scanned, so a request that counted them would never complete and
+    `rescan --wait` would wait for them until its timeout.
+    """
+    waiting = (
+        await session.execute(
+            sa.select(col(HostState.host_id), col(HostState.rescan_request_id))
+            .join(Host, col(Host.id) == col(HostState.host_id))
+            .where(
+                col(HostState.rescan_request_id).is_not(None),
+                sa.or_(col(Host.retired_at).is_not(None), col(Host.enabled).is_(False)),
+            )
+        )
+    ).all()
+    if not waiting:
+        return 0
+    await session.execute(
+        sa.update(HostState)
+        .where(col(HostState.host_id).in_([host_id for host_id, _ in waiting]))
+        .values(rescan_request_id=None)
+    )
+    await _stop_counting(
+        session, Counter(request_id for _, request_id in waiting if request_id is not None), now
+    )
+    return len(waiting)
+
+
+async def _stop_counting(
+    session: AsyncSession, hosts: Counter[int] | Counter[int | None], now: datetime
+) -> None:
+    """Requests stop counting hosts that left them; those left with nothing to wait for end."""
+    for request_id, gone in hosts.items():
+        if request_id is None:
+            continue
+        await session.execute(
+            sa.update(RescanRequest)
+            .where(col(RescanRequest.id) == request_id)
+            .values(host_count=col(RescanRequest.host_count) - gone)
+        )
+        await session.execute(
+            sa.update(RescanRequest)
+            .where(
+                col(RescanRequest.id) == request_id,
+                col(RescanRequest.state) != "done",
+                col(RescanRequest.done_count) >= col(RescanRequest.host_count),
+            )
+            .values(state="done", finished_at=now)
+        )
 
 
 @dataclass(frozen=True, slots=True)

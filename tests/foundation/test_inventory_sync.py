@@ -249,3 +249,44 @@ async def test_find_host_by_name_address_and_short_name(
         assert await find_host(session, name="pc99") is None
         with pytest.raises(HostLookupError, match=r"pc01\.a\.nhs\.uk, pc01\.b\.nhs\.uk"):
             await find_host(session, name="pc01")
+
+
+async def test_hosts_taken_out_of_service_leave_their_pending_rescans(
+    database: db.Database, tmp_path: Path
+) -> None:
+    from scanner.model import RescanRequest
+    from scanner.store.rescans import Selector, request_rescan
+
+    path = tmp_path / "hosts.csv"
+    path.write_text("hostname,ccg_code\npc01,00K\npc02,00K\npc03,00K\n")
+    await import_inventory(database, path=path, fmt="csv", now=T0)
+    async with database.write() as session:
+        request = await request_rescan(
+            session, selector=Selector(ccg="00K"), requested_by="it", now=T0
+        )
+        request_id = request.id
+    # pc02 and pc03 are retired (missing): neither will be scanned, so the request must stop
+    # waiting for them, or `rescan --wait` would wait until its timeout.
+    path.write_text("hostname,ccg_code\npc01,00K\n")
+    await import_inventory(database, path=path, fmt="csv", now=T0 + timedelta(hours=1))
+    async with database.read() as session:
+        left = await session.get(RescanRequest, request_id)
+        assert left is not None
+        assert (left.host_count, left.state) == (1, "pending")
+        waiting = (
+            await session.execute(
+                sa.select(Host.hostname)
+                .join(HostState, HostState.host_id == Host.id)
+                .where(HostState.rescan_request_id == request_id)
+            )
+        ).scalars()
+        assert list(waiting) == ["pc01"]
+    path.write_text("hostname,ccg_code\npc04,00K\n")
+    report = await import_inventory(
+        database, path=path, fmt="csv", now=T0 + timedelta(hours=2), force=True
+    )
+    assert report.written
+    async with database.read() as session:
+        ended = await session.get(RescanRequest, request_id)
+        assert ended is not None
+        assert (ended.host_count, ended.state) == (0, "done")
