@@ -193,6 +193,8 @@ class Daemon:
             await tasks[0]
             for task in tasks[2:]:
                 task.cancel()
+            # Let housekeeping and LISTEN finish cancelling before the engine is disposed.
+            await asyncio.gather(*tasks[2:], return_exceptions=True)
             with contextlib.suppress(*TRANSIENT):
                 async with runtime.database.write() as session:
                     released = await release_all(session, owner=self.scanner_id)
