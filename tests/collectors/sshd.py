@@ -109,6 +109,13 @@ LogLevel VERBOSE
 """
     )
     log = directory / "sshd.log"
+    with _sshd_process(sshd, config, port, log):
+        yield SSHServer(port, host_key, client_key_file, user, log)
+
+
+@contextlib.contextmanager
+def _sshd_process(sshd: str, config: Path, port: int, log: Path) -> Iterator[None]:
+    """sshd -D -e with `config`, listening on `port` while the block runs."""
     check = subprocess.run([sshd, "-t", "-f", str(config)], capture_output=True, check=False)
     if check.returncode != 0:
         missing(f"sshd refuses the test configuration: {check.stderr.decode().strip()}")
@@ -118,7 +125,7 @@ LogLevel VERBOSE
         )
     try:
         _wait_listening(port, process, log)
-        yield SSHServer(port, host_key, client_key_file, user, log)
+        yield
     finally:
         process.terminate()
         try:
@@ -208,23 +215,8 @@ LogLevel VERBOSE
     )
     try:
         _run_as_root(chpasswd, stdin=f"{user}:{password}\n")
-        check = subprocess.run([sshd, "-t", "-f", str(config)], capture_output=True, check=False)
-        if check.returncode != 0:
-            missing(f"sshd refuses the test configuration: {check.stderr.decode().strip()}")
-        with log.open("wb") as log_handle:
-            process = subprocess.Popen(
-                [sshd, "-D", "-e", "-f", str(config)], stdout=log_handle, stderr=log_handle
-            )
-        try:
-            _wait_listening(port, process, log)
+        with _sshd_process(sshd, config, port, log):
             yield PasswordSSHServer(port, host_key, user, password)
-        finally:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
     finally:
         _run_as_root(userdel, user)
         shutil.rmtree(directory, ignore_errors=True)
