@@ -22,6 +22,7 @@ from collectors.base import Collector
 from exporters.http import HttpContext, bind, build_app, serve
 from scanner import db
 from scanner.config import Settings, parse_listen
+from scanner.db import TRANSIENT
 from scanner.model import utcnow
 from scanner.results import CompletedScan, Transition
 from scanner.runtime import Runtime, build_runtime, new_scanner_id
@@ -33,7 +34,6 @@ from scanner.store.rescans import NOTIFY_CHANNEL
 from scanner.store.scans import prune_scans
 from scanner.store.suspensions import active_suspensions
 from scanner.store.waivers import regrade_lapsed_waivers
-from scanner.writer import TRANSIENT
 
 log = logging.getLogger("cmscan.daemon")
 

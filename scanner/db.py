@@ -36,10 +36,13 @@ class DatabaseUnavailableError(DatabaseError):
     """The database did not answer or refused the connection: trying later may work."""
 
 
+# Errors that mean "the database is not there right now" (down, starting, out of connections,
+# locked), as opposed to a bad schema or a refused row, which persist.
+TRANSIENT = (OperationalError, InterfaceError, OSError, ConnectionError, TimeoutError)
+
+
 def _failure(exc: BaseException, url: str | URL) -> DatabaseError:
-    # OperationalError is what drivers raise for a server that is down, starting, out of
-    # connections or locked; the other errors (a bad schema, a refused statement) persist.
-    unavailable = isinstance(exc, OperationalError | InterfaceError | OSError)
+    unavailable = isinstance(exc, TRANSIENT)
     return (DatabaseUnavailableError if unavailable else DatabaseError)(describe_error(exc, url))
 
 

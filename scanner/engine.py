@@ -14,13 +14,14 @@ from sqlalchemy.exc import DBAPIError
 from collectors.base import Collector, Outcome, ScanResult, Target, Timeouts
 from collectors.credentials import Credentials
 from scanner.credential_book import CredentialBook
+from scanner.db import TRANSIENT
 from scanner.lockout import Admission, LockoutGuard, Suspension
 from scanner.outage import Outage
 from scanner.results import CompletedScan
 from scanner.sources import WorkSource
 from scanner.store.leases import WorkItem
 from scanner.telemetry import Telemetry
-from scanner.writer import TRANSIENT, PolicyBox, ResultWriter
+from scanner.writer import PolicyBox, ResultWriter
 
 log = logging.getLogger("cmscan.engine")
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from collectors.base import Outcome
+from scanner.db import TRANSIENT
 from scanner.results import CompletedScan, Transition
 from scanner.runtime import Runtime
 from scanner.sources import Selection
 from scanner.store.leases import release_all
-from scanner.writer import TRANSIENT
 
 log = logging.getLogger("cmscan.sweep")
 

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
-from scanner.db import Database
+from scanner.db import TRANSIENT, Database
 from scanner.lockout import Suspension
 from scanner.outage import Outage
 from scanner.policy import Policy
@@ -24,9 +24,6 @@ from scanner.store.waivers import active_waivers
 from scanner.telemetry import Telemetry
 
 log = logging.getLogger("cmscan.writer")
-
-# Errors that mean "the database is not there right now", as opposed to a bad row.
-TRANSIENT = (OperationalError, InterfaceError, OSError, ConnectionError, TimeoutError)
 
 
 @dataclass
