@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -112,13 +112,15 @@ async def request_rescan(
     # A host waiting under an older request moves to this one; the older request stops
     # counting it so that it can still complete.
     earlier = Counter(
-        (
+        request_id
+        for request_id in (
             await session.execute(
                 sa.select(col(HostState.rescan_request_id)).where(
                     col(HostState.host_id).in_(ids), col(HostState.rescan_request_id).is_not(None)
                 )
             )
         ).scalars()
+        if request_id is not None
     )
     request = RescanRequest(
         selector=selector.to_json(),
@@ -168,27 +170,30 @@ async def withdraw_out_of_service(session: AsyncSession, *, now: datetime) -> in
     return len(waiting)
 
 
-async def _stop_counting(
-    session: AsyncSession, hosts: Counter[int] | Counter[int | None], now: datetime
-) -> None:
+async def _stop_counting(session: AsyncSession, hosts: Counter[int], now: datetime) -> None:
     """Requests stop counting hosts that left them; those left with nothing to wait for end."""
     for request_id, gone in hosts.items():
-        if request_id is None:
-            continue
         await session.execute(
             sa.update(RescanRequest)
             .where(col(RescanRequest.id) == request_id)
             .values(host_count=col(RescanRequest.host_count) - gone)
         )
-        await session.execute(
-            sa.update(RescanRequest)
-            .where(
-                col(RescanRequest.id) == request_id,
-                col(RescanRequest.state) != "done",
-                col(RescanRequest.done_count) >= col(RescanRequest.host_count),
-            )
-            .values(state="done", finished_at=now)
+    await end_answered(session, hosts.keys(), now)
+
+
+async def end_answered(session: AsyncSession, request_ids: Collection[int], now: datetime) -> None:
+    """Mark done those of these requests that have counted every host they wait for."""
+    if not request_ids:
+        return
+    await session.execute(
+        sa.update(RescanRequest)
+        .where(
+            col(RescanRequest.id).in_(sorted(request_ids)),
+            col(RescanRequest.state) != "done",
+            col(RescanRequest.done_count) >= col(RescanRequest.host_count),
         )
+        .values(state="done", finished_at=now)
+    )
 
 
 @dataclass(frozen=True, slots=True)

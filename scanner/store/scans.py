@@ -17,6 +17,7 @@ from scanner.policy import Policy
 from scanner.results import REASON_LIMIT, CompletedScan, Transition, apply_scan, grade
 from scanner.scheduling import Schedule
 from scanner.store.history import set_status
+from scanner.store.rescans import end_answered
 
 
 def _changed_facts(scan: CompletedScan, previous: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -135,12 +136,4 @@ async def _count_rescans(session: AsyncSession, done: Counter[int], now: datetim
             .where(col(RescanRequest.id) == request_id)
             .values(done_count=col(RescanRequest.done_count) + count, state="running")
         )
-    if done:
-        await session.execute(
-            sa.update(RescanRequest)
-            .where(
-                col(RescanRequest.id).in_(sorted(done)),
-                col(RescanRequest.done_count) >= col(RescanRequest.host_count),
-            )
-            .values(state="done", finished_at=now)
-        )
+    await end_answered(session, done.keys(), now)
