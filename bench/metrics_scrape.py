@@ -40,16 +40,16 @@ from sqlalchemy.engine import make_url
 from sweep_proc import machine as describe_machine  # bench/ is on sys.path when run as a script
 
 from collectors.facts import Facts, OperatingSystem
+from config.settings import Settings
+from engine.grading import product_pairs
+from engine.telemetry import Telemetry
 from exporters.http import HttpContext, bind, build_app, serve
 from exporters.prometheus import DeploymentCollector
-from scanner import db
-from scanner.config import Settings
-from scanner.model import Host, HostState, Organisation
-from scanner.policy import default_policy, evaluate
-from scanner.results import product_pairs
-from scanner.telemetry import Telemetry
+from policy import default_policy, evaluate
 from simulator.answers import Machine, facts
 from simulator.profiles import PROFILES
+from store import db
+from store.model import Host, HostState, Organisation
 
 RESULTS = Path(__file__).parent / "results"
 NOW = datetime(2025, 10, 1, 12, 0, tzinfo=UTC)

@@ -18,13 +18,13 @@ import sqlalchemy as sa
 from sweep_proc import machine as describe_machine  # bench/ is on sys.path when run as a script
 
 from collectors.facts import Facts, OperatingSystem, Product
-from scanner import db
-from scanner.model import Host, HostState
-from scanner.policy import Policy, default_policy, evaluate, load_policy_text
-from scanner.policy.loader import default_policy_text
-from scanner.store.policies import apply_policy
+from engine.regrade import apply_policy
+from policy import Policy, default_policy, evaluate, load_policy_text
+from policy.loader import default_policy_text
 from simulator.answers import Machine, facts
 from simulator.profiles import PROFILES
+from store import db
+from store.model import Host, HostState
 
 RESULTS = Path(__file__).parent / "results"
 T0 = datetime(2025, 10, 1, tzinfo=UTC)

@@ -20,6 +20,9 @@ STANDARD_PACKAGES = frozenset(
     ("asyncio", "concurrent", "http", "json", "email", "xml", "encodings", "importlib", "logging")
 )
 
+# cmscan's own packages, whose functions the inclusive table lists.
+CMSCAN_PACKAGES = ("scanner", "exporters", "engine", "store", "policy", "config", "collectors")
+
 
 @dataclass(frozen=True, slots=True)
 class Profile:
@@ -88,7 +91,7 @@ def summarise(what: str, lines: Iterable[str], *, seconds: float, rate: int) -> 
         packages[package(frames[-1])] += samples
         functions[frames[-1]] += samples
         for frame in set(frames):
-            if any(f"({p}/" in frame for p in ("scanner", "collectors")):
+            if any(f"({p}/" in frame for p in CMSCAN_PACKAGES):
                 callers[frame] += samples
     return Profile(
         what=what,

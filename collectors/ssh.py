@@ -82,7 +82,7 @@ class PinnedKey:
 
 
 class HostKeyStore(Protocol):
-    """Where host keys pinned on first use are kept (scanner.store.host_keys implements it)."""
+    """Where host keys pinned on first use are kept (store.host_keys implements it)."""
 
     async def get(self, host: str, port: int) -> PinnedKey | None:
         """The key pinned for host:port, or None before first use."""

@@ -15,16 +15,15 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from config.settings import Settings
 from exporters import auth
 from exporters.csv import ExportError, ExportOptions, export_unpatched
-from scanner import db
-from scanner.config import Settings
-from scanner.model import RescanRequest, Status
-from scanner.policy import Policy
-from scanner.store import reports
-from scanner.store.hosts import HostLookupError
-from scanner.store.policies import get_active_policy
-from scanner.store.rescans import (
+from policy import Policy
+from store import db, reports
+from store.hosts import HostLookupError
+from store.model import RescanRequest, Status
+from store.policies import get_active_policy
+from store.rescans import (
     RescanError,
     RescanResult,
     Selector,

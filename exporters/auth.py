@@ -18,7 +18,7 @@ from typing import Literal
 from fastapi import Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from scanner.config import ApiToken
+from config.settings import ApiToken
 
 Scope = Literal["read", "rescan"]
 TOKEN_PREFIX = "cmscan_"  # noqa: S105  (a prefix, not a secret)

@@ -17,19 +17,18 @@ import csv
 import io
 import json
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from collectors.wildcards import compile_wildcard
 from exporters.spreadsheet_safety import neutralise
-from scanner import db
-from scanner.model import utcnow
-from scanner.policy import Policy
-from scanner.policy.versions import try_parse_version
-from scanner.store import reports
-from scanner.store.policies import get_active_policy
+from policy import Policy
+from policy.products import is_credential_management, is_identity_agent, is_smartcard_middleware
+from policy.versions import try_parse_version
+from store import db, reports
+from store.model import utcnow
+from store.policies import get_active_policy
 
 ExportFormat = Literal["csv", "json"]
 
@@ -63,17 +62,6 @@ CHUNK_BYTES = 64 * 1024  # bytes gathered before a chunk is handed to the file o
 BOM = "\ufeff".encode()
 
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8; header=present", "json": "application/json"}
-
-# The columns name these products; the policy decides what is acceptable about them.
-_CM = [compile_wildcard("NHS Credential Management*")]
-_IDENTITY_AGENT = [
-    compile_wildcard("NHS Identity Agent*"),
-    compile_wildcard("NHS Digital Identity Agent*"),
-]
-_MIDDLEWARE_NAME = compile_wildcard("*Oberthur*")
-_MIDDLEWARE_PUBLISHERS = [compile_wildcard("IDEMIA*"), compile_wildcard("Oberthur*")]
-_AUTHENTIC = compile_wildcard("*Authentic*")
-
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -145,17 +133,18 @@ def _newest(products: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
     return best
 
 
-def _named(products: list[dict[str, Any]], patterns: list[Any]) -> dict[str, Any] | None:
-    return _newest(p for p in products if any(m.match(_text(p.get("name"))) for m in patterns))
+def _named(
+    products: list[dict[str, Any]], is_product: Callable[[str], bool]
+) -> dict[str, Any] | None:
+    return _newest(p for p in products if is_product(_text(p.get("name"))))
 
 
 def _middleware(products: list[dict[str, Any]]) -> dict[str, Any] | None:
-    def is_middleware(product: dict[str, Any]) -> bool:
-        name, publisher = _text(product.get("name")), _text(product.get("publisher"))
-        by_publisher = any(m.match(publisher) for m in _MIDDLEWARE_PUBLISHERS)
-        return bool(_MIDDLEWARE_NAME.match(name)) or (by_publisher and bool(_AUTHENTIC.match(name)))
-
-    return _newest(p for p in products if is_middleware(p))
+    return _newest(
+        p
+        for p in products
+        if is_smartcard_middleware(_text(p.get("name")), _text(p.get("publisher")))
+    )
 
 
 def _when(value: datetime | None) -> str | None:
@@ -173,8 +162,8 @@ def record(host: reports.UnpatchedHost, policy: Policy, now: datetime) -> dict[s
             remediation.append(f"{rule_id}: {' '.join(rule.remediation.split())}")
     products = _dicts(host.products)
     cm, agent, middleware = (
-        _named(products, _CM),
-        _named(products, _IDENTITY_AGENT),
+        _named(products, is_credential_management),
+        _named(products, is_identity_agent),
         _middleware(products),
     )
     days = None

@@ -9,6 +9,7 @@ import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib.metadata import version
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
@@ -20,11 +21,11 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from config.settings import Settings
 from exporters.api import build_router
 from exporters.prometheus import DeploymentCollector
-from scanner import __version__, db
-from scanner.config import Settings
-from scanner.model import utcnow
+from store import db
+from store.model import utcnow
 
 log = logging.getLogger("cmscan.http")
 
@@ -62,7 +63,7 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, object]]:
 def build_app(context: HttpContext) -> FastAPI:
     app = FastAPI(
         title="cmscan",
-        version=__version__,
+        version=version("cmscan"),
         description="NHS smartcard readiness of Windows fleets: summary, hosts, rescans, exports.",
         docs_url=None,
         redoc_url=None,

@@ -1,6 +1,6 @@
 """Deployment metrics per group (CCG by default), read from the database by a custom collector.
 
-The numbers come from the database (ARCHITECTURE.md, invariant 1), so every replica and
+The numbers come from the database (docs/architecture.md, invariant 1), so every replica and
 `cmscan metrics serve` expose the same figures. A refresh runs a handful of GROUP BY queries
 in one read transaction and keeps the result as an immutable snapshot; `collect()` builds
 fresh metric families from the latest snapshot and never touches the database itself.
@@ -30,14 +30,13 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
-from collectors.wildcards import compile_wildcard
-from scanner import db
-from scanner.config import Settings
-from scanner.model import utcnow
-from scanner.policy import Policy, PolicyError
-from scanner.policy.verdict import one_line
-from scanner.store import reports
-from scanner.store.policies import get_active_policy
+from config.settings import Settings
+from policy import Policy, PolicyError
+from policy.products import matcher
+from policy.verdict import one_line
+from store import db, reports
+from store.model import utcnow
+from store.policies import get_active_policy
 
 log = logging.getLogger("cmscan.metrics")
 
@@ -46,7 +45,7 @@ COLD_WAIT = 5.0  # ...and when it has none yet; under Prometheus' default 10 s s
 REFRESH_TIMEOUT = 30.0  # a refresh that takes longer is abandoned and counts as a failure
 BACKOFF_FACTOR = 10  # a snapshot lives at least this many times as long as it took to build
 
-# Bounds on the product series whatever hosts report (ARCHITECTURE.md, invariant 6).
+# Bounds on the product series whatever hosts report (docs/architecture.md, invariant 6).
 PRODUCT_LIMIT = 25  # most-installed product names kept; the rest are reported as "other"
 VERSION_LIMIT = 15  # most-installed versions kept per product; the rest as "other"
 NAME_LIMIT = 80
@@ -84,11 +83,11 @@ def bound_products(
     """Host counts per (group, product, version), with names and versions normalised, only
     names the policy watches, and at most PRODUCT_LIMIT names and VERSION_LIMIT versions each.
     `patterns` None keeps every name (no policy could be read)."""
-    matchers = [compile_wildcard(p) for p in patterns] if patterns is not None else None
+    watched = matcher(patterns) if patterns is not None else None
     spellings: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     normalised: dict[tuple[reports.Group, str, str], int] = defaultdict(int)
     for (group, name, version), hosts in raw.items():
-        if matchers is not None and not any(m.match(name) for m in matchers):
+        if watched is not None and not watched(name):
             continue
         label = product_name(name)
         key = label.casefold()  # one product however its vendor capitalised it this year

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from inventory.problems import Inventory, Problem, SourcedHost, field_errors
 from inventory.spec import FIELDS, HostSpec
 from inventory.textfile import read_text
-from scanner.yamlpos import YamlDocument, YamlError, load_yaml
+from inventory.yamlpos import YamlDocument, YamlError, load_yaml
 
 FORMAT_VERSION = 1
 TOP_KEYS = ("version", "defaults", "groups", "hosts")

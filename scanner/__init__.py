@@ -1,3 +1,5 @@
 """cmscan: an agentless compliance scanner for NHS smartcard readiness on Windows fleets."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("cmscan")

@@ -19,21 +19,20 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from collectors.base import Collector
+from config.settings import Settings, parse_listen
+from engine.grading import CompletedScan, Transition
+from engine.runtime import Runtime, build_runtime, new_scanner_id
+from engine.sources import DueHosts
+from engine.waiving import regrade_lapsed_waivers
 from exporters.http import HttpContext, bind, build_app, serve
-from scanner import db
-from scanner.config import Settings, parse_listen
-from scanner.db import TRANSIENT
-from scanner.model import utcnow
-from scanner.results import CompletedScan, Transition
-from scanner.runtime import Runtime, build_runtime, new_scanner_id
-from scanner.sources import DueHosts
-from scanner.store import instances
-from scanner.store.leases import release_all
-from scanner.store.policies import active_policy_version, get_active_policy
-from scanner.store.rescans import NOTIFY_CHANNEL
-from scanner.store.scans import prune_scans
-from scanner.store.suspensions import active_suspensions
-from scanner.store.waivers import regrade_lapsed_waivers
+from store import db, instances
+from store.db import TRANSIENT
+from store.leases import release_all
+from store.model import utcnow
+from store.policies import active_policy_version, get_active_policy
+from store.rescans import NOTIFY_CHANNEL
+from store.scans import prune_scans
+from store.suspensions import active_suspensions
 
 log = logging.getLogger("cmscan.daemon")
 

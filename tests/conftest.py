@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scanner import db
+from store import db
 from tests.support import throwaway_postgres_database
 
 pytest_plugins = ["tests.fleet"]

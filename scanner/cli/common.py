@@ -10,8 +10,8 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
-from scanner import db
-from scanner.config import Settings, SettingsError, load_settings
+from config.settings import Settings, SettingsError, load_settings
+from store import db
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1  # findings or errors in data: bad inventory rows, hosts that failed to scan

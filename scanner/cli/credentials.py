@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from scanner import db
+from engine.credential_book import CredentialBook
 from scanner.cli.common import (
     EXIT_FINDINGS,
     ConfigOption,
@@ -17,9 +17,9 @@ from scanner.cli.common import (
     run,
     settings,
 )
-from scanner.credential_book import CredentialBook
-from scanner.model import utcnow
-from scanner.store.suspensions import active_suspensions, resume_profile
+from store import db
+from store.model import utcnow
+from store.suspensions import active_suspensions, resume_profile
 
 app = typer.Typer(help="Credential profiles and the lockout guard.", no_args_is_help=True)
 

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from scanner import db
+from config.logs import configure
+from config.settings import Settings
 from scanner.cli.common import (
     ConfigOption,
     DbOption,
@@ -16,8 +17,7 @@ from scanner.cli.common import (
     open_database,
     settings,
 )
-from scanner.config import Settings
-from scanner.logs import configure
+from store import db
 
 
 def daemon(
@@ -44,9 +44,9 @@ def daemon(
     SIGTERM or Ctrl-C stops claiming work, lets in-flight probes finish (daemon.grace),
     writes every result and exits 0. On PostgreSQL several daemons share the fleet.
     """
+    from engine.transports import TransportError
     from exporters.http import ListenError
     from scanner.daemon import DaemonError
-    from scanner.transports import TransportError
 
     current = settings(config, database_url=database, log_format=log_format)
     configure(level=current.log_level, fmt=current.log_format)
@@ -60,8 +60,8 @@ def daemon(
 
 
 async def _run(current: Settings, listen: str | None, concurrency: int | None) -> None:
+    from engine.transports import build_collectors
     from scanner.daemon import Daemon, signals_stop
-    from scanner.transports import build_collectors
 
     collectors = build_collectors(current, database=db.Database(current.database_url))
     service = Daemon(current, collectors=collectors, listen=listen, concurrency=concurrency)

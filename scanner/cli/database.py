@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from scanner import db
 from scanner.cli.common import ConfigOption, DbOption, database_failed, out, settings
+from store import db
 
 app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 

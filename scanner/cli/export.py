@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
 
-from scanner import db
 from scanner.cli.common import ConfigOption, DbOption, err, fail, open_database, run, settings
+from store import db
 
 if TYPE_CHECKING:
     from exporters.csv import (

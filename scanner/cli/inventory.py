@@ -30,10 +30,10 @@ from scanner.cli.common import (
     run,
     settings,
 )
-from scanner.store.hosts import HostRow, list_hosts
+from store.hosts import HostRow, list_hosts
 
 if TYPE_CHECKING:
-    from scanner.importing import ImportReport
+    from store.inventory_import import ImportReport
 
 app = typer.Typer(help="Import and list the hosts to scan.", no_args_is_help=True)
 
@@ -81,7 +81,7 @@ def import_(
     A file with any invalid row imports nothing (unless --skip-invalid): every problem is
     printed with its file:line. Retired hosts keep their history and come back if listed again.
     """
-    from scanner.importing import import_inventory
+    from store.inventory_import import import_inventory
 
     fmt = _format(file, file_format)
     current = settings(config, database_url=database)
@@ -223,7 +223,7 @@ def forget_host_key_(
     key is refused from then on. Once you know the change is genuine, forget the pin: the
     next scan pins the key the host shows then.
     """
-    from scanner.store.host_keys import forget_host_key
+    from store.host_keys import forget_host_key
 
     current = settings(config, database_url=database)
     db = open_database(current)

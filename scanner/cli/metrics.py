@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from scanner import __version__, db
+from config.logs import configure
+from config.settings import Settings, parse_listen
+from scanner import __version__
 from scanner.cli.common import (
     ConfigOption,
     DbOption,
@@ -17,8 +19,7 @@ from scanner.cli.common import (
     open_database,
     settings,
 )
-from scanner.config import Settings, parse_listen
-from scanner.logs import configure
+from store import db
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry

@@ -26,13 +26,13 @@ from scanner.cli.common import (
     run,
     settings,
 )
-from scanner.db import Database
-from scanner.model import HostState, utcnow
-from scanner.store.hosts import HostLookupError, find_host
+from store.db import Database
+from store.hosts import HostLookupError, find_host
+from store.model import HostState, utcnow
 
 if TYPE_CHECKING:
-    from scanner.policy import Policy
-    from scanner.store.policies import RegradeReport
+    from engine.regrade import RegradeReport
+    from policy import Policy
 
 app = typer.Typer(
     help="Check, show, explain and apply the compliance policy.", no_args_is_help=True
@@ -63,7 +63,7 @@ def os_user() -> str:
 def run_graded(coroutine: Coroutine[Any, Any, T]) -> T:
     """run(), and exit 2 if the active policy stored in the database cannot be loaded (say,
     one applied by a newer cmscan)."""
-    from scanner.policy import PolicyError
+    from policy import PolicyError
 
     try:
         return run(coroutine)
@@ -80,7 +80,7 @@ def _when(moment: datetime | None) -> str:
 
 def _load(file: Path) -> Policy:
     """The policy in `file`, or exit 1 listing every problem as file:line:col."""
-    from scanner.policy import PolicyError, load_policy_file
+    from policy import PolicyError, load_policy_file
 
     try:
         return load_policy_file(file)
@@ -118,7 +118,7 @@ def show(
     database: DbOption = None,
 ) -> None:
     """Show the active policy: id, hash, when and by whom it was applied, and its rules."""
-    from scanner.store.policies import active_policy_version, get_active_policy
+    from store.policies import active_policy_version, get_active_policy
 
     db = open_database(settings(config, database_url=database))
 
@@ -165,9 +165,10 @@ def explain_(
 
     Exits 1 when the host is noncompliant, so that scripts can tell.
     """
-    from scanner.policy import evaluate, explain
-    from scanner.store.policies import get_active_policy, missing_patterns
-    from scanner.store.waivers import active_waivers
+    from engine.regrade import missing_patterns
+    from policy import evaluate, explain
+    from store.policies import get_active_policy
+    from store.waivers import active_waivers
 
     db = open_database(settings(config, database_url=database))
     now = utcnow()
@@ -252,7 +253,7 @@ def apply_(
     Nothing is rescanned: each host's latest facts are evaluated again, and status changes
     are recorded. Hosts whose last scan failed keep their failure status.
     """
-    from scanner.store.policies import apply_policy
+    from engine.regrade import apply_policy
 
     policy = _load(file)
     db = open_database(settings(config, database_url=database))

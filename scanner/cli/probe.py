@@ -15,8 +15,8 @@ from rich.text import Text
 
 from collectors.base import Outcome, ScanResult, Target
 from collectors.facts import Facts
+from config.settings import Settings
 from inventory.spec import DEFAULT_PORTS
-from scanner import logs
 from scanner.cli.common import (
     EXIT_FINDINGS,
     EXIT_OK,
@@ -30,14 +30,13 @@ from scanner.cli.common import (
     settings,
 )
 from scanner.cli.policy import run_graded
-from scanner.config import Settings
-from scanner.db import Database
-from scanner.model import Host, utcnow
-from scanner.store.hosts import HostLookupError, find_host
+from store.db import Database
+from store.hosts import HostLookupError, find_host
+from store.model import Host, utcnow
 
 if TYPE_CHECKING:
     from collectors.credentials import Credentials
-    from scanner.policy import Policy, Verdict
+    from policy import Policy, Verdict
 
 DEFAULT_PROFILE = "default"
 
@@ -123,11 +122,11 @@ async def _probe(
     address: str | None,
     profile: str | None,
 ) -> _Report:
-    from scanner.policy import evaluate
-    from scanner.runtime import timeouts_from
-    from scanner.store.policies import get_active_policy
-    from scanner.store.waivers import active_waivers
-    from scanner.transports import TransportError, build_collectors
+    from engine.runtime import timeouts_from
+    from engine.transports import TransportError, build_collectors
+    from policy import evaluate
+    from store.policies import get_active_policy
+    from store.waivers import active_waivers
 
     async with db.read() as session:
         try:
@@ -195,23 +194,16 @@ def _plan(
 
 
 def _credentials(current: Settings, name: str) -> Credentials:
-    from collectors.credentials import CredentialError, resolve
+    from collectors.credentials import CredentialError
+    from engine.credential_book import CredentialBook
 
-    profile = current.credentials.get(name)
-    if profile is None:
-        known = ", ".join(sorted(current.credentials)) or "none"
-        fail(
-            f"credential profile {name!r} is not configured (add [credentials.{name}];"
-            f" configured: {known})"
-        )
+    # Only the chosen profile: another profile's unreadable password file is not this probe's.
+    wanted = {name: current.credentials[name]} if name in current.credentials else {}
     try:
-        credentials = resolve(name, profile)
+        return CredentialBook(wanted).get(name)
     except CredentialError as exc:
-        fail(str(exc))
-    for secret in (credentials.password, credentials.ssh_key_passphrase):
-        if secret is not None:
-            logs.register_secret(secret.reveal())
-    return credentials
+        known = ", ".join(sorted(current.credentials)) or "none"
+        fail(str(exc) if wanted else f"{exc}; configured: {known}")
 
 
 def _document(report: _Report) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from scanner import db
 from scanner.cli.common import (
     EXIT_FINDINGS,
     EXIT_OK,
@@ -23,9 +22,10 @@ from scanner.cli.common import (
     settings,
 )
 from scanner.cli.policy import os_user
-from scanner.model import utcnow
-from scanner.store.instances import live_instances
-from scanner.store.rescans import (
+from store import db
+from store.instances import live_instances
+from store.model import utcnow
+from store.rescans import (
     RescanError,
     RescanResult,
     Selector,

@@ -12,7 +12,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from scanner import db
+from config.logs import configure
+from config.settings import Settings
 from scanner.cli.common import (
     EXIT_FINDINGS,
     EXIT_OK,
@@ -25,13 +26,12 @@ from scanner.cli.common import (
     run,
     settings,
 )
-from scanner.config import Settings
-from scanner.logs import configure
-from scanner.model import Status
-from scanner.store.rescans import RescanError, Selector, select_hosts
+from store import db
+from store.model import Status
+from store.rescans import RescanError, Selector, select_hosts
 
 if TYPE_CHECKING:
-    from scanner.sweep import SweepTally
+    from engine.sweep import SweepTally
 
 STATUSES = [s.value for s in Status]
 PLAIN_PROGRESS_SECONDS = 5.0
@@ -81,10 +81,10 @@ def scan(
 async def _sweep(
     current: Settings, selector: Selector, concurrency: int | None
 ) -> tuple[SweepTally, bool]:
+    from engine.runtime import build_runtime, new_scanner_id
+    from engine.sweep import SweepTally, run_sweep
+    from engine.transports import TransportError, build_collectors
     from scanner.daemon import signals_stop
-    from scanner.runtime import build_runtime, new_scanner_id
-    from scanner.sweep import SweepTally, run_sweep
-    from scanner.transports import TransportError, build_collectors
 
     database = db.Database(current.database_url)
     try:

@@ -12,12 +12,11 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from scanner import db
+from config.settings import Settings
 from scanner.cli.common import ConfigOption, DbOption, fail, open_database, out, run, settings
-from scanner.config import Settings
-from scanner.model import Status, utcnow
-from scanner.store import reports
-from scanner.store.instances import live_instances
+from store import db, reports
+from store.instances import live_instances
+from store.model import Status, utcnow
 
 TOP_RULES = 3
 
@@ -64,8 +63,8 @@ def status(
 
 
 async def _gather(current: Settings, level: reports.GroupLevel) -> _Overview:
-    from scanner.policy import PolicyError
-    from scanner.store.policies import get_active_policy
+    from policy import PolicyError
+    from store.policies import get_active_policy
 
     database = db.Database(current.database_url)
     now = utcnow()

@@ -9,16 +9,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from config.settings import parse_duration
 from scanner.cli.common import ConfigOption, DbOption, fail, open_database, out, settings
 from scanner.cli.policy import os_user, print_changes, run_graded
-from scanner.config import parse_duration
-from scanner.db import Database
-from scanner.model import utcnow
-from scanner.store.hosts import HostLookupError, find_host
+from store.db import Database
+from store.hosts import HostLookupError, find_host
+from store.model import utcnow
 
 if TYPE_CHECKING:
-    from scanner.store.policies import RegradeReport
-    from scanner.store.waivers import WaiverRow
+    from engine.regrade import RegradeReport
+    from store.waivers import WaiverRow
 
 
 def parse_until(text: str, *, now: datetime) -> datetime:
@@ -114,7 +114,8 @@ def waive(
     noncompliant. Affected hosts are re-graded at once; a waiver stops applying by itself
     when its date has passed.
     """
-    from scanner.store.waivers import WaiverError, grant_waiver, list_waivers, revoke_waiver
+    from engine.waiving import grant_waiver, revoke_waiver
+    from store.waivers import WaiverError, list_waivers
 
     granting = host is not None or practice is not None
     modes = sum((granting, list_, revoke is not None))

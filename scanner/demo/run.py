@@ -14,16 +14,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
+from config.settings import Settings, load_settings
+from engine.transports import build_collectors
 from exporters.csv import ExportOptions, export_unpatched
-from scanner import db
-from scanner.config import Settings, load_settings
 from scanner.daemon import Daemon, signals_stop
 from scanner.demo.campaign import Campaign
 from scanner.demo.config import new_token, write_config
 from scanner.demo.fleet import DemoFleet, start_fleet
 from scanner.demo.view import Snapshot, plain_line, render, take_snapshot
-from scanner.importing import import_inventory
-from scanner.transports import build_collectors
+from store import db
+from store.inventory_import import import_inventory
 
 log = logging.getLogger("cmscan.demo")
 

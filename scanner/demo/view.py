@@ -12,7 +12,7 @@ from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from scanner.model import Host, HostState, Status
+from store.model import Host, HostState, Status
 
 STATUS_COLUMNS = ("compliant", "noncompliant", "unreachable", "auth_failed", "error", "unknown")
 STYLES = {

@@ -17,8 +17,8 @@ from collectors.base import Outcome, Target, Timeouts
 from collectors.credentials import Credentials, Secret
 from collectors.probe import probe_script
 from collectors.ssh import PinnedKey, SSHCollector, SSHConfig
-from scanner.db import Database
-from scanner.store.host_keys import DatabaseHostKeys
+from store.db import Database
+from store.host_keys import DatabaseHostKeys
 from tests.collectors.hosts import PROBE_FAILURE, WATCHED, scripted
 from tests.collectors.sshd import (
     PasswordSSHServer,

@@ -9,11 +9,11 @@ import pytest
 from collectors import REGISTRY, CollectorOptions
 from collectors.ssh import PinnedKey, SSHCollector, SSHConfig
 from collectors.winrm import WinRMCollector, WinRMConfig
+from config.settings import Settings
+from engine.transports import TransportError, build_collectors
 from inventory.spec import DEFAULT_PORTS
-from scanner.config import Settings
-from scanner.db import Database
-from scanner.store.host_keys import DatabaseHostKeys, forget_host_key, get_host_key
-from scanner.transports import TransportError, build_collectors
+from store.db import Database
+from store.host_keys import DatabaseHostKeys, forget_host_key, get_host_key
 
 KEY_A = PinnedKey("ssh-ed25519", "SHA256:aaaa", "ssh-ed25519 AAAAa")
 KEY_B = PinnedKey("ssh-ed25519", "SHA256:bbbb", "ssh-ed25519 AAAAb")

@@ -15,9 +15,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from scanner import db
-from scanner.importing import import_inventory
 from simulator.runner import FleetThread
+from store import db
+from store.inventory_import import import_inventory
 
 # Short deadlines keep black-holed hosts from slowing the tests; the lease must outlast them.
 FAST = """

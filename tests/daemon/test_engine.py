@@ -13,14 +13,14 @@ import pytest
 import sqlalchemy as sa
 
 from collectors.base import Outcome, ScanResult, Target
+from config.settings import Settings, load_settings
+from engine.runtime import build_runtime
+from engine.sweep import SweepTally, run_sweep
 from inventory.spec import HostSpec
 from scanner import daemon as daemon_module
-from scanner import db
-from scanner.config import Settings, load_settings
-from scanner.model import CredentialSuspension, HostState, Scan, utcnow
-from scanner.runtime import build_runtime
-from scanner.store.hosts import apply_sync, plan_sync
-from scanner.sweep import SweepTally, run_sweep
+from store import db
+from store.hosts import apply_sync, plan_sync
+from store.model import CredentialSuspension, HostState, Scan, utcnow
 from tests.daemon.facts_samples import ready
 from tests.daemon.fakes import FakeCollector
 
@@ -208,7 +208,7 @@ async def test_housekeeping_outlives_an_unexpected_error(
 async def test_a_fleet_with_nothing_due_counts_as_caught_up(settings: Settings) -> None:
     # Outside the scan windows nothing can be claimed; the sweep-overdue alerts read this
     # moment, so it must be reported then too, not only after a burst of work.
-    from scanner.sources import DueHosts
+    from engine.sources import DueHosts
 
     class WindowShut:
         def in_window(self, _now: object) -> bool:

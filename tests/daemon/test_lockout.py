@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from scanner.lockout import Admission, LockoutGuard
+from engine.lockout import Admission, LockoutGuard
 
 T0 = datetime(2026, 11, 24, 9, tzinfo=UTC)
 

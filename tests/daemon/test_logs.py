@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from scanner import logs
+from config import logs
 
 SECRETS = ['pa"ss\\word-1', "pässwört-2", "short-sécret-3-and-longer"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from scanner.model import HostState, Scan
+from store.model import HostState, Scan
 from tests.daemon.harness import (
     DaemonProcess,
     daemons,

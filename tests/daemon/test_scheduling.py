@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scanner.model import Status
-from scanner.scheduling import Schedule, parse_window
+from config.windows import parse_window
+from engine.scheduling import Schedule
+from store.model import Status
 
 SCHEDULE = Schedule(
     interval_compliant=timedelta(hours=24),

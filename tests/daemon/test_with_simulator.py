@@ -14,13 +14,13 @@ import sqlalchemy as sa
 
 from collectors.base import Collector, ScanResult, Target, Timeouts
 from collectors.credentials import Credentials
-from scanner import db
-from scanner.config import Settings, load_settings
-from scanner.model import Host, HostState, Scan
-from scanner.runtime import build_runtime
-from scanner.store.rescans import Selector, select_hosts
-from scanner.sweep import SweepTally, run_sweep
-from scanner.transports import build_collectors
+from config.settings import Settings, load_settings
+from engine.runtime import build_runtime
+from engine.sweep import SweepTally, run_sweep
+from engine.transports import build_collectors
+from store import db
+from store.model import Host, HostState, Scan
+from store.rescans import Selector, select_hosts
 from tests.daemon.harness import (
     DaemonProcess,
     daemons,

@@ -10,18 +10,18 @@ import pytest
 import sqlalchemy as sa
 
 from collectors.base import Outcome, ScanResult
+from engine.grading import CompletedScan
+from engine.recording import record_scans
+from engine.scheduling import Schedule
 from inventory.spec import HostSpec
-from scanner import db
-from scanner.lockout import Suspension
-from scanner.model import HostState, RescanRequest, Scan, StatusChange
-from scanner.policy import default_policy
-from scanner.results import CompletedScan
-from scanner.scheduling import Schedule
-from scanner.store.hosts import apply_sync, find_host, plan_sync
-from scanner.store.leases import WorkItem, claim_due, claim_hosts, count_due, release, release_all
-from scanner.store.rescans import RescanError, Selector, request_rescan, rescan_results
-from scanner.store.scans import prune_scans, record_scans
-from scanner.store.suspensions import active_suspensions, record_suspension, resume_profile
+from policy import default_policy
+from store import db
+from store.hosts import apply_sync, find_host, plan_sync
+from store.leases import WorkItem, claim_due, claim_hosts, count_due, release, release_all
+from store.model import HostState, RescanRequest, Scan, StatusChange
+from store.rescans import RescanError, Selector, request_rescan, rescan_results
+from store.scans import prune_scans
+from store.suspensions import Suspension, active_suspensions, record_suspension, resume_profile
 from tests.daemon.facts_samples import missing_cm, ready
 
 T0 = datetime(2026, 11, 24, 9, tzinfo=UTC)

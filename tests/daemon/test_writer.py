@@ -11,16 +11,17 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from scanner import db
-from scanner.lockout import Suspension
-from scanner.model import Scan
-from scanner.outage import Outage
-from scanner.policy import default_policy
-from scanner.results import CompletedScan
-from scanner.store import scans as scans_store
-from scanner.store.leases import claim_due
-from scanner.telemetry import Telemetry
-from scanner.writer import PolicyBox, ResultWriter, WriterConfig
+from engine import recording
+from engine.grading import CompletedScan
+from engine.outage import Outage
+from engine.policy_box import PolicyBox
+from engine.telemetry import Telemetry
+from engine.writer import ResultWriter, WriterConfig
+from policy import default_policy
+from store import db
+from store.leases import claim_due
+from store.model import Scan
+from store.suspensions import Suspension
 from tests.daemon.test_work_store import LEASE, SCHEDULE, T0, add_hosts, completed
 
 
@@ -46,7 +47,7 @@ async def test_a_result_that_fails_to_grade_costs_only_itself(
     await add_hosts(database, 3)
     async with database.write() as session:
         items = await claim_due(session, owner="d1", now=T0, until=T0 + LEASE, limit=3)
-    real_grade = scans_store.grade
+    real_grade = recording.grade
 
     def grade(policy: Any, scan: CompletedScan, waived: Any = ()) -> Any:
         if scan.hostname == items[1].hostname:
@@ -56,8 +57,8 @@ async def test_a_result_that_fails_to_grade_costs_only_itself(
     def refuse(*_: Any, **__: Any) -> None:
         raise IntegrityError("INSERT INTO credential_suspension", {}, Exception("duplicate key"))
 
-    monkeypatch.setattr(scans_store, "grade", grade)
-    monkeypatch.setattr("scanner.writer.record_suspension", refuse)
+    monkeypatch.setattr(recording, "grade", grade)
+    monkeypatch.setattr("engine.writer.record_suspension", refuse)
     writer = writer_for(database)
     recorded: list[str] = []
     writer.on_recorded = lambda scan, _: recorded.append(scan.hostname)

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
-from scanner.model import Host, HostState, Scan
+from store.model import Host, HostState, Scan
 from tests.daemon.harness import query, scalar
 
 

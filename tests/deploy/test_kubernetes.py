@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from kubernetes_validate import utils as kubernetes
 
-from scanner.config import load_settings, parse_listen
+from config.settings import load_settings, parse_listen
 from tests.deploy.assets import KUBERNETES, load_yaml, load_yaml_all
 
 # The oldest Kubernetes release still commonly supported; the manifests use nothing newer.

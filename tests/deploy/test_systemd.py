@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scanner.config import load_settings, parse_listen
+from config.settings import load_settings, parse_listen
 from tests.deploy.assets import DEPLOY
 from tests.support import need_executable
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scanner import db
+from store import db
 from tests.exporters.live import live_server
 from tests.exporters.seed import NOW, seed, settings
 

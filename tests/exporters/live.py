@@ -12,10 +12,10 @@ from datetime import datetime
 import httpx
 from prometheus_client import CollectorRegistry
 
+from config.settings import Settings
+from engine.telemetry import Telemetry
 from exporters.http import HttpContext, bind, build_app, serve
-from scanner import db
-from scanner.config import Settings
-from scanner.telemetry import Telemetry
+from store import db
 
 
 @contextmanager

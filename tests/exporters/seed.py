@@ -14,9 +14,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from collectors.facts import Facts, PendingReboot, Product
-from scanner import db
-from scanner.config import Settings
-from scanner.model import (
+from config.settings import Settings
+from engine.grading import product_pairs
+from policy import default_policy, evaluate
+from store import db
+from store.model import (
     CredentialSuspension,
     Host,
     HostState,
@@ -24,8 +26,6 @@ from scanner.model import (
     Scan,
     StatusChange,
 )
-from scanner.policy import default_policy, evaluate
-from scanner.results import product_pairs
 from tests.daemon.facts_samples import missing_cm, ready
 
 NOW = datetime(2025, 10, 1, 12, 0, tzinfo=UTC)

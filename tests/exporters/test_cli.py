@@ -18,10 +18,10 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from config.settings import Settings
 from exporters.auth import identify
 from scanner.cli import app, common
-from scanner.config import Settings
-from scanner.store import reports
+from store import reports
 from tests.support import free_port
 
 runner = CliRunner()

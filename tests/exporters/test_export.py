@@ -13,8 +13,8 @@ from sqlmodel import col
 
 from exporters.csv import COLUMNS, ExportError, ExportOptions, export_unpatched
 from exporters.spreadsheet_safety import _FORMULA_STARTS
-from scanner import db
-from scanner.model import Host
+from store import db
+from store.model import Host
 from tests.exporters.seed import HOSTILE_PRACTICE, HOSTILE_SITE, NOW
 
 

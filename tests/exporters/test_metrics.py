@@ -26,8 +26,8 @@ from exporters.prometheus import (
     product_name,
     product_version,
 )
-from scanner import db
-from scanner.model import HostState
+from store import db
+from store.model import HostState
 from tests.exporters.live import live_server
 from tests.exporters.seed import NOW, settings
 from tests.support import free_port, need_executable

@@ -20,7 +20,7 @@ import httpx
 import sqlalchemy as sa
 from sqlmodel import col
 
-from scanner.model import Host, HostState
+from store.model import Host, HostState
 from tests.daemon.harness import DaemonProcess, daemons, import_fleet, query, wait_for, write_config
 from tests.fleet import StartFleet
 from tests.support import free_port, need_executable

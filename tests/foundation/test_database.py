@@ -12,8 +12,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from scanner import db
-from scanner.model import Host
+from store import db
+from store.model import Host
 
 
 def test_migrations_create_exactly_the_models(database_url: str) -> None:

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from scanner import db
-from scanner.importing import import_inventory
-from scanner.model import Host, HostState, Organisation
-from scanner.store.hosts import HostLookupError, find_host, list_hosts
+from store import db
+from store.hosts import HostLookupError, find_host, list_hosts
+from store.inventory_import import import_inventory
+from store.model import Host, HostState, Organisation
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -254,8 +254,8 @@ async def test_find_host_by_name_address_and_short_name(
 async def test_hosts_taken_out_of_service_leave_their_pending_rescans(
     database: db.Database, tmp_path: Path
 ) -> None:
-    from scanner.model import RescanRequest
-    from scanner.store.rescans import Selector, request_rescan
+    from store.model import RescanRequest
+    from store.rescans import Selector, request_rescan
 
     path = tmp_path / "hosts.csv"
     path.write_text("hostname,ccg_code\npc01,00K\npc02,00K\npc03,00K\n")

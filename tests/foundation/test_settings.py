@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scanner.config import DEFAULT_DATABASE_URL, SettingsError, load_settings, parse_duration
+from config.settings import DEFAULT_DATABASE_URL, SettingsError, load_settings, parse_duration
 
 
 @pytest.fixture(autouse=True)

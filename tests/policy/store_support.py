@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from collectors.facts import Facts
-from scanner.db import Database
-from scanner.model import Host, HostState, StatusChange
-from scanner.policy import Policy, evaluate
+from policy import Policy, evaluate
+from store.db import Database
+from store.model import Host, HostState, StatusChange
 
 T0 = datetime(2025, 10, 1, 9, 0, tzinfo=UTC)
 

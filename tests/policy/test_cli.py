@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from scanner import db
+from policy import default_policy
+from policy.loader import default_policy_text
 from scanner.cli import app, common
 from scanner.cli.waive import parse_until
-from scanner.model import PolicyVersion
-from scanner.policy import default_policy
-from scanner.policy.loader import default_policy_text
+from store import db
+from store.model import PolicyVersion
 from tests.policy import builders as b
 from tests.policy.store_support import Seed, seed
 

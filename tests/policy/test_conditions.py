@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from collectors.facts import Service, SmartCardType
-from scanner.policy import Verdict, default_policy, evaluate, explain, load_policy_text
-from scanner.policy.conditions import SitePattern
+from policy import Verdict, default_policy, evaluate, explain, load_policy_text
+from policy.conditions import SitePattern
 from tests.policy import builders as b
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from collectors.facts import Facts, OperatingSystem, Service
-from scanner.policy import default_policy, evaluate, explain
+from policy import default_policy, evaluate, explain
 from tests.policy import builders as b
 
 REQUIRED = [

@@ -14,7 +14,7 @@ from collectors.facts import (
     Service,
     SmartCardType,
 )
-from scanner.policy import default_policy, evaluate, explain
+from policy import default_policy, evaluate, explain
 
 names = st.one_of(
     st.sampled_from(

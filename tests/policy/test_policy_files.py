@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from scanner.policy import PolicyError, default_policy, load_policy_file, load_policy_text
-from scanner.policy.loader import MAX_BYTES, default_policy_text
+from policy import PolicyError, default_policy, load_policy_file, load_policy_text
+from policy.loader import MAX_BYTES, default_policy_text
 
 HEAD = """\
 format: 1

@@ -7,20 +7,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from scanner.db import Database
-from scanner.model import PolicyVersion, RescanRequest
-from scanner.policy import Policy, default_policy, load_policy_text
-from scanner.policy.loader import default_policy_text
-from scanner.store import policies
-from scanner.store.policies import apply_policy, get_active_policy, regrade
-from scanner.store.waivers import (
-    WaiverError,
-    active_waivers,
-    grant_waiver,
-    list_waivers,
-    regrade_lapsed_waivers,
-    revoke_waiver,
-)
+from engine.regrade import apply_policy, regrade
+from engine.waiving import grant_waiver, regrade_lapsed_waivers, revoke_waiver
+from policy import Policy, default_policy, load_policy_text
+from policy.loader import default_policy_text
+from store import policies
+from store.db import Database
+from store.model import PolicyVersion, RescanRequest
+from store.policies import get_active_policy
+from store.waivers import WaiverError, active_waivers, list_waivers
 from tests.policy import builders as b
 from tests.policy.store_support import T0, Seed, changes, seed, states
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scanner.policy.versions import (
+from policy.versions import (
     VersionError,
     VersionRequirement,
     WindowsVersion,

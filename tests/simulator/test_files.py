@@ -7,8 +7,8 @@ import io
 import stat
 from pathlib import Path
 
+from config.settings import load_settings
 from inventory.load import load_inventory, read_epraccur
-from scanner.config import load_settings
 from simulator import files
 from simulator.fleet import Fleet, FleetOptions, build_fleet
 

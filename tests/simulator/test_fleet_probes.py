@@ -18,8 +18,8 @@ from collectors.facts import parse_probe_output
 from collectors.probe import probe_script
 from collectors.ssh import SSHConfig
 from collectors.winrm import WinRMConfig
-from scanner.policy.evaluate import evaluate
-from scanner.policy.loader import default_policy
+from policy.evaluate import evaluate
+from policy.loader import default_policy
 from simulator.profiles import PROFILES, WATCHED_PATTERNS, transition
 from tests.fleet import StartFleet
 

@@ -1,0 +1,1 @@
+"""Configuration: settings from file, environment and flags, and the logging they ask for."""

@@ -1,0 +1,1 @@
+"""The engine: scheduling, claims, the lockout guard, probing, grading and the result writer."""

@@ -1,1 +1,0 @@
-"""All database access, as plain async functions grouped by what they touch."""
