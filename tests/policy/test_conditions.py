@@ -6,7 +6,7 @@ import pytest
 
 from collectors.facts import Service, SmartCardType
 from policy import Verdict, default_policy, evaluate, explain, load_policy_text
-from policy.conditions import SitePattern
+from policy.browser_conditions import SitePattern
 from tests.policy import builders as b
 
 
