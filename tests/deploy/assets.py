@@ -1,4 +1,4 @@
-"""Where the deployment assets are, and the dashboard helpers of deploy/render_panels.py."""
+"""Where the deployment assets are, and the dashboard helpers of deploy/panels/."""
 
 from __future__ import annotations
 
@@ -18,10 +18,13 @@ RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))
 KUBERNETES = DEPLOY / "kubernetes"
 
 
-def _load_render_panels() -> ModuleType:
-    """deploy/render_panels.py is a script, not a package module: load it by path."""
-    path = DEPLOY / "render_panels.py"
-    spec = importlib.util.spec_from_file_location("cmscan_render_panels", path)
+def _load_panels() -> ModuleType:
+    """deploy/panels is the package of a script, not on the import path: load it by path,
+    as a package so that its modules' relative imports of each other work."""
+    path = DEPLOY / "panels" / "__init__.py"
+    spec = importlib.util.spec_from_file_location(
+        "cmscan_panels", path, submodule_search_locations=[str(path.parent)]
+    )
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -30,7 +33,7 @@ def _load_render_panels() -> ModuleType:
     return module
 
 
-panels = _load_render_panels()
+panels = _load_panels()
 
 
 def load_yaml(path: Path) -> Any:
