@@ -29,8 +29,9 @@ from pypsrp.client import Client
 
 from collectors.probe import SSH_COMMAND, probe_script, stdin_invocation
 from simulator.fleet import FleetOptions
+from simulator.fleet_thread import FleetThread
 from simulator.profiles import WATCHED_PATTERNS
-from simulator.runner import FleetThread, RunOptions
+from simulator.run_options import RunOptions
 
 
 def rss_mib() -> float:

@@ -41,7 +41,8 @@ from bench import sweep_model, sweep_proc, sweep_profile, sweep_report  # noqa: 
 from bench.baselines import cmscan_sweep  # noqa: E402
 from bench.baselines.common import Host, Outputs, Targets  # noqa: E402
 from policy import default_policy  # noqa: E402
-from simulator.fleet import FleetOptions, build_fleet, parse_exec_ms, parse_fault_mix  # noqa: E402
+from simulator.fleet import FleetOptions, build_fleet  # noqa: E402
+from simulator.option_parsers import parse_exec_ms, parse_fault_mix  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 ANSIBLE = ROOT / "bench" / ".venv-ansible" / "bin" / "ansible"

@@ -81,6 +81,7 @@ class PowerShellShell(shells.Shell):
 
     input_streams = "stdin pr"
     output_streams = "stdout"
+    ctrl_c = PS_CTRL_C
 
     def __init__(
         self,
@@ -152,18 +153,11 @@ class PowerShellShell(shells.Shell):
             pipeline = self._pipeline(command_id) if command_id else None
             self._deliver(_decode(stream.text or ""), pipeline)
 
-    def signal(self, request: wsman.Request) -> None:
-        body = request.body
-        command_id = body.get("CommandId") if body is not None else None
-        code = (body.findtext(f"{{{wsman.RSP}}}Code") or "") if body is not None else ""
-        if not command_id:
-            raise wsman.invalid_parameter("Signal needs a CommandId.")
-        pipeline = self._pipeline(command_id)
-        if code.strip().casefold() == PS_CTRL_C:
-            self._stop(pipeline)
-        else:
-            # Terminate (and anything else) releases the command.
-            self._pipelines.pop(pipeline.command_id, None)
+    def interrupt(self, command_id: str) -> None:
+        self._stop(self._pipeline(command_id))
+
+    def release(self, command_id: str) -> None:
+        self._pipelines.pop(self._pipeline(command_id).command_id, None)
 
     async def receive(self, request: wsman.Request) -> str:
         body = request.body

@@ -1,4 +1,4 @@
-"""What the cmd shell and the PowerShell plugin share: identity, Create and Receive answers.
+"""What the cmd shell and the PowerShell plugin share: identity, Create, Signal and Receive.
 
 That includes waiting for output no longer than the request's OperationTimeout.
 """
@@ -9,6 +9,7 @@ import asyncio
 import base64
 import datetime
 from collections.abc import Iterable
+from typing import ClassVar
 
 from simulator import wsman
 from simulator.behaviour import SimulatedHost
@@ -25,10 +26,13 @@ LONGEST_IDLE_TIMEOUT = 12 * 3600.0
 
 
 class Shell:
-    """A shell on the simulated host; subclasses implement Command, Send, Signal and Receive."""
+    """A shell on the simulated host; subclasses implement Command, Send and Receive, and what
+    Signal's Ctrl+C and Terminate do to one of their commands."""
 
     input_streams = "stdin"
     output_streams = "stdout stderr"
+    # The Signal code that interrupts a command; each kind of shell has its own spelling.
+    ctrl_c: ClassVar[str]
 
     def __init__(
         self, shell_id: str, resource_uri: str, host: SimulatedHost, *, owner: str, client_ip: str
@@ -71,7 +75,24 @@ class Shell:
         raise wsman.unsupported_action(request.action)
 
     def signal(self, request: wsman.Request) -> None:
-        raise wsman.unsupported_action(request.action)
+        """Signal a command: Ctrl+C interrupts it; Terminate, or any other code, releases it."""
+        body = request.body
+        command_id = body.get("CommandId") if body is not None else None
+        code = (body.findtext(f"{{{wsman.RSP}}}Code") or "") if body is not None else ""
+        if not command_id:
+            raise wsman.invalid_parameter("Signal needs a CommandId.")
+        if code.strip().casefold() == self.ctrl_c:
+            self.interrupt(command_id)
+        else:
+            self.release(command_id)
+
+    def interrupt(self, command_id: str) -> None:
+        """Stop a command as Ctrl+C would; a fault when the shell has no such command."""
+        raise wsman.unsupported_action(wsman.SIGNAL)
+
+    def release(self, command_id: str) -> None:
+        """Forget a command and what it has left to say; a fault when there is no such command."""
+        raise wsman.unsupported_action(wsman.SIGNAL)
 
     async def receive(self, request: wsman.Request) -> str:
         """The ReceiveResponse body, waiting at most the request's OperationTimeout."""

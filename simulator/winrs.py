@@ -62,6 +62,8 @@ class CmdCommand:
 class CmdShell(shells.Shell):
     """cmd.exe behind WinRS."""
 
+    ctrl_c = CTRL_C
+
     def __init__(
         self, host: SimulatedHost, *, owner: str, client_ip: str, codepage: str | None
     ) -> None:
@@ -104,18 +106,15 @@ class CmdShell(shells.Shell):
             if (stream.get("End") or "").lower() == "true":
                 command.stdin_closed = True
 
-    def signal(self, request: wsman.Request) -> None:
-        body = request.body
-        command_id = body.get("CommandId") if body is not None else None
-        code = (body.findtext(f"{{{wsman.RSP}}}Code") or "") if body is not None else ""
-        if not command_id:
-            raise wsman.invalid_parameter("Signal needs a CommandId.")
+    def interrupt(self, command_id: str) -> None:
         command = self._command(command_id)
-        if code.strip().casefold() == CTRL_C and not command.ran:
+        # A process that has already run keeps the exit code it finished with.
+        if not command.ran:
             command.ran = True
             command.exit_code = CTRL_C_EXIT
-        elif code.strip().casefold() != CTRL_C:
-            self._commands.pop(command.command_id, None)
+
+    def release(self, command_id: str) -> None:
+        self._commands.pop(self._command(command_id).command_id, None)
 
     async def receive(self, request: wsman.Request) -> str:
         body = request.body

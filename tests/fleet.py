@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from simulator.fleet import FleetOptions, TransportChoice
-from simulator.runner import FleetThread, RunOptions
+from simulator.fleet_thread import FleetThread
+from simulator.run_options import RunOptions
 
 StartFleet = Callable[..., FleetThread]
 

@@ -12,10 +12,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from scanner.cli.common import fail, out
-from simulator.fleet import DEFAULT_BASE_ADDRESS
 
 if TYPE_CHECKING:
-    from simulator.runner import RunningFleet, RunOptions
+    from simulator.run_options import RunOptions
+    from simulator.runner import RunningFleet
+
+# simulator.fleet.DEFAULT_BASE_ADDRESS, spelt out so that `cmscan --help` loads no simulator code.
+DEFAULT_BASE_ADDRESS = "127.10.0.0"
 
 
 class Mix(StrEnum):
@@ -106,8 +109,9 @@ def simulate(
     ] = 0,
 ) -> None:
     """Run a simulated fleet of Windows workstations on loopback until interrupted."""
-    from simulator.fleet import FleetOptions, parse_exec_ms, parse_fault_mix
-    from simulator.runner import FleetStartError, RunOptions
+    from simulator.fleet import FleetOptions
+    from simulator.option_parsers import parse_exec_ms, parse_fault_mix
+    from simulator.run_options import FleetStartError, RunOptions
 
     try:
         exec_low, exec_high = parse_exec_ms(exec_ms)

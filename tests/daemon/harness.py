@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from simulator.runner import FleetThread
+from simulator.fleet_thread import FleetThread
 from store import db
 from store.inventory_import import import_inventory
 

@@ -23,7 +23,8 @@ import yaml
 
 from simulator.behaviour import Fault
 from simulator.fleet import FleetOptions
-from simulator.runner import FleetThread, RunOptions
+from simulator.fleet_thread import FleetThread
+from simulator.run_options import RunOptions
 from tests.daemon.harness import DaemonProcess, daemons, import_fleet, wait_for, write_config
 from tests.deploy.assets import (
     DASHBOARDS,
@@ -47,7 +48,7 @@ ALL_LEVELS = ("icb", "ccg", "pcn", "practice")
 
 @dataclass
 class Stack:
-    prometheus: Any  # render_panels.Prometheus
+    prometheus: Any  # deploy/panels/prometheus_api.Prometheus
     levels: tuple[str, ...]
 
 

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from collectors.probe import probe_script, stdin_invocation
 from scanner.cli import app
 from simulator.behaviour import Fault
-from simulator.fleet import FleetOptions, build_fleet, parse_exec_ms, parse_fault_mix
+from simulator.fleet import FleetOptions, build_fleet
+from simulator.option_parsers import parse_exec_ms, parse_fault_mix
 
 PATTERNS = ("NHS *", "*Oberthur*")
 

@@ -81,3 +81,11 @@ def _check_run(process: subprocess.Popen[str], out: Path) -> None:
     assert sum(h["fault"] is not None for h in manifest["hosts"]) == 2
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
+
+
+def test_the_cli_default_base_address_is_the_fleets() -> None:
+    # The CLI spells it out so that `cmscan --help` imports no simulator code.
+    from scanner.cli import simulate
+    from simulator import fleet
+
+    assert simulate.DEFAULT_BASE_ADDRESS == fleet.DEFAULT_BASE_ADDRESS

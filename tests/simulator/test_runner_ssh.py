@@ -19,15 +19,11 @@ from collectors.facts import Facts, parse_probe_output
 from collectors.probe import SSH_COMMAND, stdin_invocation
 from simulator.admin import FleetAdmin, Selection
 from simulator.behaviour import Fault
+from simulator.file_limits import descriptors_needed, raise_file_limit
 from simulator.fleet import FleetOptions
+from simulator.fleet_thread import FleetThread
 from simulator.profiles import WATCHED_PATTERNS, transition
-from simulator.runner import (
-    FleetStartError,
-    FleetThread,
-    RunOptions,
-    descriptors_needed,
-    raise_file_limit,
-)
+from simulator.run_options import FleetStartError, RunOptions
 
 PROBE = "<# cmscan-probe/1 #>\nparam([string[]]$Patterns)\n"
 
