@@ -98,7 +98,7 @@ class ScheduleSettings(_Section):
     # ["Mon-Fri 08:00-18:30"]; empty means any time.
     windows: tuple[str, ...] = ()
     timezone: str = "Europe/London"
-    concurrency: int = Field(default=64, ge=1, le=4096)
+    concurrency: int = Field(default=64, ge=1, le=16_384)
     per_site: int = Field(default=4, ge=1, le=1024)  # probes at once per practice (WAN link)
 
     @field_validator("windows")
@@ -133,6 +133,10 @@ class DaemonSettings(_Section):
 
     listen: str = "127.0.0.1:8180"
     lease: Duration = timedelta(minutes=5)  # must outlast a probe's total deadline
+    # A daemon's claims last only while it is alive: one whose heartbeat is older than
+    # heartbeat_timeout counts as dead, and its hosts go to the others at once.
+    heartbeat: Duration = timedelta(seconds=5)
+    heartbeat_timeout: Duration = timedelta(seconds=15)
     grace: Duration = timedelta(seconds=30)  # in-flight probes may finish on shutdown
     batch_size: int = Field(default=200, ge=1, le=10_000)
     flush_interval: Duration = timedelta(milliseconds=500)
@@ -145,6 +149,18 @@ class DaemonSettings(_Section):
     def _listen(cls, value: str) -> str:
         parse_listen(value)
         return value
+
+    @model_validator(mode="after")
+    def _heartbeats_fit(self) -> DaemonSettings:
+        if self.heartbeat <= timedelta(0):
+            raise ValueError("daemon.heartbeat must be longer than 0 s")
+        if self.heartbeat_timeout < 2 * self.heartbeat:
+            raise ValueError(
+                f"daemon.heartbeat_timeout ({self.heartbeat_timeout}) must be at least twice"
+                f" daemon.heartbeat ({self.heartbeat}), or one late heartbeat would count a"
+                " live daemon as dead"
+            )
+        return self
 
 
 class ApiToken(_Section):

@@ -37,6 +37,7 @@ class CompletedScan:
     result: ScanResult
     trigger: str  # schedule, sweep, rescan
     rescan_request_id: int | None = None
+    claim_generation: int | None = None  # the claim it was probed under; None: not fenced
 
 
 @dataclass(frozen=True, slots=True)

@@ -297,6 +297,7 @@ class Engine:
                 result=result,
                 trigger="rescan" if item.rescan_request_id is not None else source.trigger,
                 rescan_request_id=item.rescan_request_id,
+                claim_generation=item.claim_generation,
             )
         )
         source.finished(item.host_id)

@@ -96,6 +96,8 @@ async def record_scans(
 
 
 def _superseded(state: HostState, scan: CompletedScan, scanner_id: str, now: datetime) -> bool:
+    if scan.claim_generation is not None and scan.claim_generation != state.claim_generation:
+        return True  # claimed again since: its owner was taken for dead, or gave it back
     if state.last_scan_at is not None and state.last_scan_at > scan.started_at:
         return True  # someone recorded a newer scan of this host meanwhile
     held_by_other = state.lease_owner not in (None, scanner_id)

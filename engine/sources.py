@@ -38,11 +38,18 @@ class DueHosts:
     trigger = "schedule"
 
     def __init__(
-        self, database: Database, *, owner: str, lease: timedelta, schedule: Schedule
+        self,
+        database: Database,
+        *,
+        owner: str,
+        lease: timedelta,
+        heartbeat_timeout: timedelta,
+        schedule: Schedule,
     ) -> None:
         self.database = database
         self.owner = owner
         self.lease = lease
+        self.heartbeat_timeout = heartbeat_timeout
         self.schedule = schedule
 
     async def claim(
@@ -62,6 +69,7 @@ class DueHosts:
                 owner=self.owner,
                 now=now,
                 until=now + self.lease,
+                dead_before=now - self.heartbeat_timeout,
                 limit=limit,
                 scheduled=self.schedule.in_window(now),
                 busy_sites=busy_sites,
@@ -83,11 +91,18 @@ class Selection:
     trigger = "sweep"
 
     def __init__(
-        self, database: Database, *, owner: str, lease: timedelta, host_ids: Collection[int]
+        self,
+        database: Database,
+        *,
+        owner: str,
+        lease: timedelta,
+        heartbeat_timeout: timedelta,
+        host_ids: Collection[int],
     ) -> None:
         self.database = database
         self.owner = owner
         self.lease = lease
+        self.heartbeat_timeout = heartbeat_timeout
         self.remaining = set(host_ids)
         self.total = len(self.remaining)
         self._claimed: set[int] = set()
@@ -111,6 +126,7 @@ class Selection:
                 host_ids=self.remaining - self._claimed,
                 now=now,
                 until=now + self.lease,
+                dead_before=now - self.heartbeat_timeout,
                 limit=limit,
                 busy_sites=busy_sites,
                 held_profiles=held_profiles,

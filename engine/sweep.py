@@ -11,8 +11,10 @@ from datetime import timedelta
 
 from collectors.base import Outcome
 from engine.grading import CompletedScan, Transition
+from engine.liveness import registered
 from engine.runtime import Runtime
 from engine.sources import Selection
+from store import instances
 from store.db import TRANSIENT
 from store.leases import release_all
 
@@ -51,30 +53,41 @@ async def run_sweep(
 ) -> bool:
     """Scan every host once; True if all were scanned, False if interrupted first."""
     runtime.writer.on_recorded = tally.record
+    daemon_settings = runtime.settings.daemon
     source = Selection(
         runtime.database,
         owner=runtime.scanner_id,
-        lease=runtime.settings.daemon.lease,
+        lease=daemon_settings.lease,
+        heartbeat_timeout=daemon_settings.heartbeat_timeout,
         host_ids=host_ids,
     )
-    writer_stop = asyncio.Event()
-    # Stopped during a database outage, the writer retries for the grace period and then
-    # gives up (the hosts stay unscanned in the database) instead of waiting for ever.
-    writer = asyncio.create_task(
-        runtime.writer.run(writer_stop, give_up_after=grace.total_seconds())
-    )
-    try:
-        await runtime.engine.run(source, stop)
-        await runtime.engine.finish(grace)
-    finally:
-        writer_stop.set()
-        await writer
+    # Registered like a daemon, so that a daemon sweeping beside it leaves its claims alone
+    # while it lives, and takes them over once it dies.
+    async with registered(
+        runtime.database,
+        instance_id=runtime.scanner_id,
+        kind=instances.ONE_SHOT,
+        heartbeat=daemon_settings.heartbeat.total_seconds(),
+        telemetry=runtime.telemetry,
+    ):
+        writer_stop = asyncio.Event()
+        # Stopped during a database outage, the writer retries for the grace period and then
+        # gives up (the hosts stay unscanned in the database) instead of waiting for ever.
+        writer = asyncio.create_task(
+            runtime.writer.run(writer_stop, give_up_after=grace.total_seconds())
+        )
         try:
-            async with runtime.database.write() as session:
-                await release_all(session, owner=runtime.scanner_id)
-        except TRANSIENT as exc:
-            # The leases expire by themselves; this must not hide why the sweep ended.
-            log.warning("could not release this sweep's leases: %s", type(exc).__name__)
+            await runtime.engine.run(source, stop)
+            await runtime.engine.finish(grace)
+        finally:
+            writer_stop.set()
+            await writer
+            try:
+                async with runtime.database.write() as session:
+                    await release_all(session, owner=runtime.scanner_id)
+            except TRANSIENT as exc:
+                # The leases end by themselves; this must not hide why the sweep ended.
+                log.warning("could not release this sweep's leases: %s", type(exc).__name__)
     if not source.exhausted:
         return False
     runtime.telemetry.sweep_completed.set_to_current_time()

@@ -17,6 +17,7 @@ from prometheus_client import (
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # Probe durations run from a fraction of a second to the total deadline (90 s by default).
+HEARTBEAT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0)
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 90.0, 120.0)
 
 
@@ -54,6 +55,19 @@ class Telemetry:
         self.results_held = Gauge(
             "cmscan_results_held",
             "Finished scans waiting in memory to be written to the database.",
+            registry=self.registry,
+        )
+        self.results_superseded = Counter(
+            "cmscan_results_superseded",
+            "Results stored as history only: the host was claimed again or scanned since"
+            " (its claim had ended, for instance while this process was taken for dead).",
+            registry=self.registry,
+        )
+        self.heartbeat_lag = Histogram(
+            "cmscan_heartbeat_lag_seconds",
+            "How late each heartbeat was written; one later than daemon.heartbeat_timeout"
+            " lets other daemons take this one's hosts.",
+            buckets=HEARTBEAT_BUCKETS,
             registry=self.registry,
         )
         Info("cmscan_build", "The cmscan version running.", registry=self.registry).info(

@@ -191,6 +191,9 @@ class ResultWriter:
                 now=now,
             )
         self.written += len(batch.scans)
+        superseded = sum(1 for transition in transitions if transition is None)
+        if superseded:
+            self.telemetry.results_superseded.inc(superseded)
         if self.on_recorded is not None:
             # Committed: a failing callback must not make the batch look unwritten.
             for scan, transition in zip(batch.scans, transitions, strict=True):

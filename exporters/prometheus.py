@@ -35,6 +35,7 @@ from policy import Policy, PolicyError
 from policy.products import matcher
 from policy.verdict import one_line
 from store import db, reports
+from store.instances import live_instances
 from store.model import utcnow
 from store.policies import get_active_policy
 
@@ -132,6 +133,7 @@ class Snapshot:
     catalogue: tuple[tuple[str, str], ...]  # (rule id, severity) of the active policy
     products: dict[tuple[reports.Group, str, str], int]
     suspended: dict[str, int]  # profile -> 1 suspended, 0 configured and in use
+    daemons_live: int  # daemons heard from within daemon.heartbeat_timeout
     policy: tuple[str, str] | None  # (id, content hash)
     duration_s: float
 
@@ -154,6 +156,7 @@ async def read_snapshot(database: db.Database, settings: Settings, *, now: datet
         rules = await reports.rule_failures(session, levels=levels)
         raw_products = await reports.product_installs(session, levels=levels)
         suspended = await reports.suspended_profiles(session, now=now)
+        daemons = await live_instances(session, dead_before=now - settings.daemon.heartbeat_timeout)
     profiles = dict.fromkeys(settings.credentials, 0) | dict.fromkeys(suspended, 1)
     return Snapshot(
         at=now,
@@ -163,6 +166,7 @@ async def read_snapshot(database: db.Database, settings: Settings, *, now: datet
         catalogue=tuple((r.id, r.severity) for r in policy.rules) if policy else (),
         products=bound_products(raw_products, policy.watched_patterns if policy else None),
         suspended=profiles,
+        daemons_live=len(daemons),
         policy=(policy.id, policy.content_hash) if policy else None,
         duration_s=time.perf_counter() - started,
     )
@@ -322,6 +326,13 @@ def families(snapshot: Snapshot) -> Iterator[Metric]:
     for profile, value in sorted(snapshot.suspended.items()):
         suspended.add_metric([profile], value)
     yield suspended
+
+    live = GaugeMetricFamily(
+        "cmscan_daemons_live",
+        "Daemons sharing this database whose heartbeat is recent: the ones claiming work.",
+    )
+    live.add_metric([], snapshot.daemons_live)
+    yield live
 
     if snapshot.policy is not None:
         policy = GaugeMetricFamily(

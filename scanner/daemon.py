@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from collectors.base import Collector
 from config.settings import Settings, parse_listen
 from engine.grading import CompletedScan, Transition
+from engine.liveness import registered
 from engine.runtime import Runtime, build_runtime, new_scanner_id
 from engine.sources import DueHosts
 from engine.waiving import regrade_lapsed_waivers
@@ -136,13 +137,18 @@ class Daemon:
                 on_recorded=summary.record,
             )
             try:
-                await self._serve(runtime, sock, summary)
+                async with registered(
+                    runtime.database,
+                    instance_id=self.scanner_id,
+                    kind=instances.DAEMON,
+                    heartbeat=settings.daemon.heartbeat.total_seconds(),
+                    telemetry=runtime.telemetry,
+                ):
+                    await self._serve(runtime, sock, summary)
             finally:
                 await runtime.close()
 
     async def _serve(self, runtime: Runtime, sock: socket.socket, summary: _Summary) -> None:
-        async with runtime.database.write() as session:
-            await instances.register(session, instance_id=self.scanner_id, now=utcnow())
         problems = runtime.credentials.problems
         for profile, problem in problems.items():
             log.error("credential profile %r cannot be used: %s", profile, problem)
@@ -162,6 +168,7 @@ class Daemon:
             runtime.database,
             owner=self.scanner_id,
             lease=self.settings.daemon.lease,
+            heartbeat_timeout=self.settings.daemon.heartbeat_timeout,
             schedule=runtime.schedule,
         )
         tasks = [
@@ -197,14 +204,14 @@ class Daemon:
             with contextlib.suppress(*TRANSIENT):
                 async with runtime.database.write() as session:
                     released = await release_all(session, owner=self.scanner_id)
-                    await instances.stopped(session, instance_id=self.scanner_id, now=utcnow())
                 log.info("released %d leases", released)
             http_stop.set()
             await tasks[1]
             log.info("cmscan daemon %s stopped", self.scanner_id)
 
     async def _housekeeping(self, runtime: Runtime, summary: _Summary) -> None:
-        """Heartbeat, and pick up what other processes changed: policy, suspensions."""
+        """Pick up what other processes changed: policy, suspensions, lapsed waivers; prune.
+        (The heartbeat has a thread of its own: engine/liveness.py.)"""
         loop = asyncio.get_running_loop()
         last_summary = loop.time()
         while True:
@@ -215,8 +222,7 @@ class Daemon:
             except TRANSIENT as exc:
                 runtime.outage.failed(exc, doing="housekeeping")
             except Exception:
-                # Without this loop the daemon would stop its heartbeat (commands would say
-                # no daemon is running) and stop seeing new policies and suspensions.
+                # Without this loop the daemon would stop seeing new policies and suspensions.
                 log.exception("housekeeping failed; trying again in %.0f s", HOUSEKEEPING_SECONDS)
             if loop.time() - last_summary >= SUMMARY_SECONDS and summary.outcomes:
                 counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items()))
@@ -231,8 +237,6 @@ class Daemon:
 
     async def _refresh(self, runtime: Runtime) -> None:
         now = utcnow()
-        async with runtime.database.write() as session:
-            await instances.heartbeat(session, instance_id=self.scanner_id, now=now)
         async with runtime.database.read() as session:
             version = await active_policy_version(session)
             # Compile the policy again only when someone applied a different one.

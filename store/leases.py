@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from store.model import Host, HostState
+from store.model import Host, HostState, ScannerInstance
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,7 @@ class WorkItem:
     ccg_code: str | None
     credential_profile: str
     rescan_request_id: int | None
+    claim_generation: int = 0  # what the result's write is fenced with
 
     @property
     def site(self) -> str | None:
@@ -44,6 +45,7 @@ _COLUMNS = (
     col(Host.ccg_code),
     col(Host.credential_profile),
     col(HostState.rescan_request_id),
+    col(HostState.claim_generation),
 )
 
 
@@ -51,8 +53,23 @@ def _in_service() -> sa.ColumnElement[bool]:
     return sa.and_(col(Host.retired_at).is_(None), col(Host.enabled).is_(True))
 
 
-def _lease_free(now: datetime) -> sa.ColumnElement[bool]:
-    return sa.or_(col(HostState.lease_expires_at).is_(None), col(HostState.lease_expires_at) < now)
+def live_owners(*, dead_before: datetime) -> sa.Select[Any]:
+    """The instances whose claims still count: not stopped, and heard from since `dead_before`."""
+    return sa.select(col(ScannerInstance.id)).where(
+        col(ScannerInstance.stopped_at).is_(None),
+        col(ScannerInstance.heartbeat_at) >= dead_before,
+    )
+
+
+def _lease_free(now: datetime, dead_before: datetime | None) -> sa.ColumnElement[bool]:
+    # A lease ends when it expires or when its owner dies, whichever comes first: a killed
+    # daemon's hosts go to the others within the heartbeat timeout, not the whole lease.
+    expired = sa.or_(
+        col(HostState.lease_expires_at).is_(None), col(HostState.lease_expires_at) < now
+    )
+    if dead_before is None:
+        return expired
+    return sa.or_(expired, col(HostState.lease_owner).not_in(live_owners(dead_before=dead_before)))
 
 
 def _not_in(column: Any, values: Collection[str]) -> sa.ColumnElement[bool]:
@@ -70,7 +87,11 @@ async def _lease(
     await session.execute(
         sa.update(HostState)
         .where(col(HostState.host_id).in_(ids))
-        .values(lease_owner=owner, lease_expires_at=until)
+        .values(
+            lease_owner=owner,
+            lease_expires_at=until,
+            claim_generation=col(HostState.claim_generation) + 1,
+        )
     )
     rows = await session.execute(
         sa.select(*_COLUMNS)
@@ -98,6 +119,7 @@ async def _claim(
     owner: str,
     until: datetime,
     now: datetime,
+    dead_before: datetime | None = None,
 ) -> list[WorkItem]:
     """Lease up to `limit` hosts matching `where`, spread across practices.
 
@@ -142,7 +164,7 @@ async def _claim(
     # claiming each other's rows; SQLite has one daemon per database and ignores it.
     locked = await session.execute(
         sa.select(col(HostState.host_id))
-        .where(col(HostState.host_id).in_(ids), _lease_free(now))
+        .where(col(HostState.host_id).in_(ids), _lease_free(now, dead_before))
         .with_for_update(skip_locked=True)
     )
     free = set(locked.scalars())
@@ -155,6 +177,7 @@ async def claim_due(
     owner: str,
     now: datetime,
     until: datetime,
+    dead_before: datetime | None = None,
     limit: int,
     scheduled: bool = True,
     per_site: int = 1_000_000,
@@ -173,7 +196,7 @@ async def claim_due(
         where=[
             _in_service(),
             wanted,
-            _lease_free(now),
+            _lease_free(now, dead_before),
             _not_in(col(Host.practice_code), busy_sites),
             _not_in(col(Host.credential_profile), held_profiles),
         ],
@@ -188,6 +211,7 @@ async def claim_due(
         owner=owner,
         until=until,
         now=now,
+        dead_before=dead_before,
     )
 
 
@@ -198,6 +222,7 @@ async def claim_hosts(
     host_ids: Collection[int],
     now: datetime,
     until: datetime,
+    dead_before: datetime | None = None,
     limit: int,
     per_site: int = 1_000_000,
     busy_sites: Collection[str] = (),
@@ -210,7 +235,7 @@ async def claim_hosts(
         session,
         where=[
             col(HostState.host_id).in_(sorted(host_ids)),
-            _lease_free(now),
+            _lease_free(now, dead_before),
             _not_in(col(Host.practice_code), busy_sites),
             _not_in(col(Host.credential_profile), held_profiles),
         ],
@@ -220,6 +245,7 @@ async def claim_hosts(
         owner=owner,
         until=until,
         now=now,
+        dead_before=dead_before,
     )
 
 

@@ -154,8 +154,11 @@ class HostState(SQLModel, table=True):
     consecutive_failures: int = 0
     next_due_at: datetime | None = _when(nullable=True, index=True)
     rescan_request_id: int | None = Field(default=None, index=True)  # set while a rescan waits
-    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_owner: str | None = Field(default=None, max_length=100, index=True)
     lease_expires_at: datetime | None = _when(nullable=True)
+    # Raised by every claim: a result whose claim is no longer the latest (its owner was
+    # taken for dead and another took the host) must not overwrite the newer one.
+    claim_generation: int = Field(default=0, sa_column_kwargs={"server_default": sa.text("0")})
 
 
 class StatusChange(SQLModel, table=True):
@@ -247,6 +250,10 @@ class ScannerInstance(SQLModel, table=True):
     __tablename__ = "scanner_instance"
 
     id: str = Field(primary_key=True, max_length=100)  # also the lease owner name
+    # "daemon" picks up rescans; "scan" is a one-shot `cmscan scan` holding claims meanwhile.
+    kind: str = Field(
+        default="daemon", max_length=16, sa_column_kwargs={"server_default": "daemon"}
+    )
     hostname: str = Field(max_length=253)
     pid: int
     version: str = Field(max_length=32)

@@ -15,8 +15,14 @@ from store.rescans import end_answered
 
 
 async def host_states(session: AsyncSession, *, host_ids: Collection[int]) -> dict[int, HostState]:
-    """The state rows of these hosts, by host id, loaded for update by the caller."""
-    query = sa.select(HostState).where(col(HostState.host_id).in_(sorted(host_ids)))
+    """The state rows of these hosts, by host id, locked until the caller's transaction ends
+    (PostgreSQL), so that no claim can slip between reading a row's claim and writing it."""
+    query = (
+        sa.select(HostState)
+        .where(col(HostState.host_id).in_(sorted(host_ids)))
+        .order_by(col(HostState.host_id))  # one lock order for every writer: no deadlocks
+        .with_for_update()
+    )
     return {state.host_id: state for state in (await session.execute(query)).scalars()}
 
 

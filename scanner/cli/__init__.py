@@ -18,6 +18,7 @@ from scanner.cli import (
     database,
     demo,
     export,
+    instances,
     inventory,
     metrics,
     policy,
@@ -69,6 +70,7 @@ app.command("waive")(waive.waive)
 app.command("probe")(probe.probe)
 app.command("simulate", help=simulate.HELP)(simulate.simulate)
 app.command("status")(status.status)
+app.command("instances")(instances.instances)
 app.add_typer(export.app, name="export")
 app.add_typer(metrics.app, name="metrics")
 app.add_typer(api_tokens.app, name="api")

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from config.settings import Settings
 from scanner.cli.common import (
     EXIT_FINDINGS,
     EXIT_OK,
@@ -67,11 +68,13 @@ def rescan(
     open_database(current)
     selector = Selector(hosts=tuple(host or ()), practice=practice, ccg=ccg, status=status)
     who = requested_by or os_user()
-    raise typer.Exit(run(_rescan(current.database_url, selector, who, wait=wait, patience=timeout)))
+    raise typer.Exit(run(_rescan(current, selector, who, wait=wait, patience=timeout)))
 
 
-async def _rescan(url: str, selector: Selector, who: str, *, wait: bool, patience: int) -> int:
-    database = db.Database(url)
+async def _rescan(
+    current: Settings, selector: Selector, who: str, *, wait: bool, patience: int
+) -> int:
+    database = db.Database(current.database_url)
     try:
         try:
             async with database.write() as session:
@@ -81,7 +84,9 @@ async def _rescan(url: str, selector: Selector, who: str, *, wait: bool, patienc
         except RescanError as exc:
             fail(str(exc))
         async with database.read() as session:
-            daemons = await live_instances(session, now=utcnow())
+            daemons = await live_instances(
+                session, dead_before=utcnow() - current.daemon.heartbeat_timeout
+            )
         count = request.host_count
         out.print(
             f"rescan #{request.id} requested for {count} host(s) ({selector.describe()})",

@@ -81,7 +81,9 @@ async def _gather(current: Settings, level: reports.GroupLevel) -> _Overview:
             )
             failures = await reports.rule_failures(session, levels=(level,))
             names = await reports.organisation_names(session, level=level)
-            daemons = await live_instances(session, now=now)
+            daemons = await live_instances(
+                session, dead_before=now - current.daemon.heartbeat_timeout
+            )
             queue = await reports.rescan_queue(session)
             suspended = await reports.suspended_profiles(session, now=now)
     finally:

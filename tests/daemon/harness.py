@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from simulator.fleet_thread import FleetThread
 from store import db
 from store.inventory_import import import_inventory
+from store.model import HostState, Scan, ScannerInstance
 
 # Short deadlines keep black-holed hosts from slowing the tests; the lease must outlast them.
 FAST = """
@@ -27,7 +29,7 @@ operation = "3s"
 total = "4s"
 
 [daemon]
-lease = "6s"
+lease = "{lease}"
 grace = "5s"
 poll_interval = "0.2s"
 flush_interval = "0.2s"
@@ -42,9 +44,11 @@ def write_config(
     top: str = "",
     extra: str = "",
     password_file: Path | None = None,
+    lease: str = "6s",
 ) -> Path:
     """A config for this fleet: its credentials, CA and known_hosts, and the given database.
-    `top` holds root keys (they must precede tables), `extra` more tables."""
+    `top` holds root keys (they must precede tables), `extra` more tables. The short lease
+    frees a killed daemon's hosts quickly; give the default "5m" to see liveness do it."""
     source = Path(fleet.manifest()["config"]).read_text(encoding="utf-8")
     lines = [line for line in source.splitlines() if not line.startswith("database_url")]
     if password_file is not None:
@@ -53,7 +57,12 @@ def write_config(
             for line in lines
         ]
     path = directory / "cmscan.toml"
-    text = f'database_url = "{database_url}"\n{top}\n' + "\n".join(lines) + FAST + extra
+    text = (
+        f'database_url = "{database_url}"\n{top}\n'
+        + "\n".join(lines)
+        + FAST.format(lease=lease)
+        + extra
+    )
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -164,3 +173,49 @@ def daemons(*processes: DaemonProcess) -> Iterator[None]:
 
 def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
+
+
+def committed_scans(url: str) -> int:
+    return int(scalar(url, sa.select(sa.func.count()).select_from(Scan)))
+
+
+def scanned_hosts(url: str) -> int:
+    statement = (
+        sa.select(sa.func.count()).select_from(HostState).where(HostState.last_scan_at.is_not(None))
+    )
+    return int(scalar(url, statement))
+
+
+def instance_of(url: str, pid: int) -> str:
+    """The scanner_instance id a daemon process registered under."""
+    (row,) = query(url, sa.select(ScannerInstance.id).where(ScannerInstance.pid == pid))
+    return str(row.id)
+
+
+def claimed_by(url: str, owner: str) -> set[int]:
+    rows = query(url, sa.select(HostState.host_id).where(HostState.lease_owner == owner))
+    return {int(row.host_id) for row in rows}
+
+
+def unscanned(url: str, host_ids: set[int]) -> set[int]:
+    rows = query(
+        url,
+        sa.select(HostState.host_id).where(
+            HostState.host_id.in_(sorted(host_ids)), HostState.last_scan_at.is_(None)
+        ),
+    )
+    return {int(row.host_id) for row in rows}
+
+
+def assert_scanned_once_each(url: str, hosts: int) -> None:
+    """Every host has exactly one scan: a first sweep has one due time per host."""
+    per_host = query(url, sa.select(Scan.host_id, sa.func.count()).group_by(Scan.host_id))
+    assert len(per_host) == hosts
+    assert max(count for _, count in per_host) == 1, "a host was scanned twice"
+
+
+def assert_sqlite_intact(url: str) -> None:
+    path = db.sqlite_path(url)
+    assert path is not None
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("pragma integrity_check").fetchone() == ("ok",)

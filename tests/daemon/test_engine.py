@@ -222,6 +222,7 @@ async def test_a_fleet_with_nothing_due_counts_as_caught_up(settings: Settings) 
         runtime.database,
         owner="t",
         lease=settings.daemon.lease,
+        heartbeat_timeout=settings.daemon.heartbeat_timeout,
         schedule=WindowShut(),  # type: ignore[arg-type]
     )
     task = asyncio.create_task(runtime.engine.run(source, stop, idle=caught_up.set))

@@ -12,29 +12,19 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from store.model import HostState, Scan
+from store.model import Scan
 from tests.daemon.harness import (
     DaemonProcess,
+    committed_scans,
     daemons,
     import_fleet,
     query,
-    scalar,
+    scanned_hosts,
     wait_for,
     write_config,
 )
 from tests.fleet import StartFleet
 from tests.support import throwaway_postgres_server
-
-
-def scans(url: str) -> int:
-    return int(scalar(url, sa.select(sa.func.count()).select_from(Scan)))
-
-
-def scanned_hosts(url: str) -> int:
-    statement = (
-        sa.select(sa.func.count()).select_from(HostState).where(HostState.last_scan_at.is_not(None))
-    )
-    return int(scalar(url, statement))
 
 
 def test_kill_9_mid_sweep_loses_no_committed_result(
@@ -47,7 +37,7 @@ def test_kill_9_mid_sweep_loses_no_committed_result(
         config, database_url=sqlite_url, log=tmp_path / "first.log", concurrency=8
     )
     with daemons(first):
-        wait_for(lambda: scans(sqlite_url) >= 40, timeout=90, what="40 committed scans")
+        wait_for(lambda: committed_scans(sqlite_url) >= 40, timeout=90, what="40 committed scans")
         first.kill()
     committed = {row.id for row in query(sqlite_url, sa.select(Scan.id))}
     assert 40 <= len(committed) < 150
@@ -80,7 +70,9 @@ def test_two_daemons_share_1000_hosts_and_one_survives_the_others_kill_9(
     one = DaemonProcess(config, database_url=postgres_url, log=tmp_path / "one.log", concurrency=24)
     two = DaemonProcess(config, database_url=postgres_url, log=tmp_path / "two.log", concurrency=24)
     with daemons(one, two):
-        wait_for(lambda: scans(postgres_url) >= 250, timeout=180, what="250 committed scans")
+        wait_for(
+            lambda: committed_scans(postgres_url) >= 250, timeout=180, what="250 committed scans"
+        )
         one.kill()
         wait_for(
             lambda: scanned_hosts(postgres_url) == 1000,
@@ -109,7 +101,7 @@ def test_a_postgresql_restart_mid_sweep_loses_nothing(
             config, database_url=url, log=tmp_path / "daemon.log", concurrency=10
         )
         with daemons(daemon):
-            wait_for(lambda: scans(url) >= 30, timeout=90, what="30 committed scans")
+            wait_for(lambda: committed_scans(url) >= 30, timeout=90, what="30 committed scans")
             server.stop()
             time.sleep(6)  # long enough for probes to finish while the database is away
             assert daemon.alive()
@@ -153,7 +145,7 @@ def test_a_sweep_stopped_while_the_database_is_down_still_exits(
             env=environment,
         )
         try:
-            wait_for(lambda: scans(url) >= 5, timeout=90, what="5 committed scans")
+            wait_for(lambda: committed_scans(url) >= 5, timeout=90, what="5 committed scans")
             server.stop()
             time.sleep(2)  # probes finish and their results wait for the database
             process.send_signal(signal.SIGTERM)
