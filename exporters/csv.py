@@ -26,9 +26,10 @@ from exporters.spreadsheet_safety import neutralise
 from policy import Policy
 from policy.products import is_credential_management, is_identity_agent, is_smartcard_middleware
 from policy.versions import try_parse_version
-from store import db, reports
+from store import db
 from store.model import utcnow
 from store.policies import get_active_policy
+from store.reports import groups, unpatched
 
 ExportFormat = Literal["csv", "json"]
 
@@ -93,9 +94,9 @@ class ExportOptions:
     def media_type(self) -> str:
         return MEDIA_TYPES[self.format]
 
-    def selection(self, now: datetime) -> reports.UnpatchedSelection:
+    def selection(self, now: datetime) -> unpatched.UnpatchedSelection:
         stale = now - timedelta(days=self.stale_days) if self.stale_days is not None else None
-        return reports.UnpatchedSelection(
+        return unpatched.UnpatchedSelection(
             ccg=self.ccg,
             practice=self.practice,
             include_unreachable=self.include_unreachable,
@@ -151,7 +152,7 @@ def _when(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
 
 
-def record(host: reports.UnpatchedHost, policy: Policy, now: datetime) -> dict[str, Any]:
+def record(host: unpatched.UnpatchedHost, policy: Policy, now: datetime) -> dict[str, Any]:
     """One host's row, with lists as lists (JSON keeps them; CSV joins them)."""
     failing = _dicts(host.failing)
     rule_ids = [_text(f.get("rule")) for f in failing]
@@ -167,7 +168,7 @@ def record(host: reports.UnpatchedHost, policy: Policy, now: datetime) -> dict[s
         _middleware(products),
     )
     days = None
-    if host.status in reports.FAILED_STATUSES:
+    if host.status in groups.FAILED_STATUSES:
         since = host.last_success_at or host.first_seen_at
         days = max(0, (now - since).days)
     return {
@@ -251,7 +252,7 @@ async def export_unpatched(
     stats = stats if stats is not None else ExportStats()
     async with database.read() as session:
         policy = await get_active_policy(session)
-        hosts = reports.unpatched_hosts(session, selection=options.selection(now))
+        hosts = unpatched.unpatched_hosts(session, selection=options.selection(now))
 
         async def rows() -> AsyncIterator[dict[str, Any]]:
             async for host in hosts:

@@ -34,10 +34,11 @@ from config.settings import Settings
 from policy import Policy, PolicyError
 from policy.products import matcher
 from policy.verdict import one_line
-from store import db, reports
+from store import db
 from store.instances import live_instances
 from store.model import utcnow
 from store.policies import get_active_policy
+from store.reports import figures, groups
 
 log = logging.getLogger("cmscan.metrics")
 
@@ -79,14 +80,14 @@ def product_version(version: str) -> str:
 
 
 def bound_products(
-    raw: Mapping[tuple[reports.Group, str, str], int], patterns: Iterable[str] | None
-) -> dict[tuple[reports.Group, str, str], int]:
+    raw: Mapping[tuple[groups.Group, str, str], int], patterns: Iterable[str] | None
+) -> dict[tuple[groups.Group, str, str], int]:
     """Host counts per (group, product, version), with names and versions normalised, only
     names the policy watches, and at most PRODUCT_LIMIT names and VERSION_LIMIT versions each.
     `patterns` None keeps every name (no policy could be read)."""
     watched = matcher(patterns) if patterns is not None else None
     spellings: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    normalised: dict[tuple[reports.Group, str, str], int] = defaultdict(int)
+    normalised: dict[tuple[groups.Group, str, str], int] = defaultdict(int)
     for (group, name, version), hosts in raw.items():
         if watched is not None and not watched(name):
             continue
@@ -107,7 +108,7 @@ def bound_products(
         key: set(_most({v: n for (k, v), n in by_version.items() if k == key}, VERSION_LIMIT))
         for key in kept
     }
-    bounded: dict[tuple[reports.Group, str, str], int] = defaultdict(int)
+    bounded: dict[tuple[groups.Group, str, str], int] = defaultdict(int)
     for (group, key, version), hosts in normalised.items():
         if key in kept:
             label = display[key]
@@ -127,11 +128,11 @@ class Snapshot:
     """Deployment figures as read at one moment; immutable, so scrapes can share it."""
 
     at: datetime
-    levels: tuple[reports.GroupLevel, ...]
-    status: reports.StatusFigures
-    rules: dict[tuple[reports.Group, str, str], int]
+    levels: tuple[groups.GroupLevel, ...]
+    status: figures.StatusFigures
+    rules: dict[tuple[groups.Group, str, str], int]
     catalogue: tuple[tuple[str, str], ...]  # (rule id, severity) of the active policy
-    products: dict[tuple[reports.Group, str, str], int]
+    products: dict[tuple[groups.Group, str, str], int]
     suspended: dict[str, int]  # profile -> 1 suspended, 0 configured and in use
     daemons_live: int  # daemons heard from within daemon.heartbeat_timeout
     policy: tuple[str, str] | None  # (id, content hash)
@@ -143,19 +144,19 @@ async def read_snapshot(database: db.Database, settings: Settings, *, now: datet
     started = time.perf_counter()
     levels = settings.metrics.group_by
     async with database.read() as session:
-        await reports.for_aggregates(session)
+        await groups.for_aggregates(session)
         policy: Policy | None
         try:
             policy = await get_active_policy(session)
         except PolicyError as exc:
             log.warning("metrics: the active policy cannot be read: %s", exc)
             policy = None
-        status = await reports.status_figures(
+        status = await figures.status_figures(
             session, levels=levels, now=now, cutoff=now - settings.freshness
         )
-        rules = await reports.rule_failures(session, levels=levels)
-        raw_products = await reports.product_installs(session, levels=levels)
-        suspended = await reports.suspended_profiles(session, now=now)
+        rules = await figures.rule_failures(session, levels=levels)
+        raw_products = await figures.product_installs(session, levels=levels)
+        suspended = await figures.suspended_profiles(session, now=now)
         daemons = await live_instances(session, dead_before=now - settings.daemon.heartbeat_timeout)
     profiles = dict.fromkeys(settings.credentials, 0) | dict.fromkeys(suspended, 1)
     return Snapshot(

@@ -30,7 +30,10 @@ def daemon(
     concurrency: Annotated[
         int | None,
         typer.Option(
-            "--concurrency", min=1, max=16_384, help="Probes at once (default: schedule.concurrency)."
+            "--concurrency",
+            min=1,
+            max=16_384,
+            help="Probes at once (default: schedule.concurrency).",
         ),
     ] = None,
     log_format: Annotated[

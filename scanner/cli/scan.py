@@ -52,7 +52,10 @@ def scan(
     concurrency: Annotated[
         int | None,
         typer.Option(
-            "--concurrency", min=1, max=16_384, help="Probes at once (default: schedule.concurrency)."
+            "--concurrency",
+            min=1,
+            max=16_384,
+            help="Probes at once (default: schedule.concurrency).",
         ),
     ] = None,
     config: ConfigOption = None,

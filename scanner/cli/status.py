@@ -14,23 +14,35 @@ from rich.text import Text
 
 from config.settings import Settings
 from scanner.cli.common import ConfigOption, DbOption, fail, open_database, out, run, settings
-from store import db, reports
+from store import db
 from store.instances import live_instances
 from store.model import Status, utcnow
+from store.organisations import organisation_names
+from store.reports.figures import (
+    GroupCounts,
+    QueueFigures,
+    StatusFigures,
+    rescan_queue,
+    rule_failures,
+    status_figures,
+    suspended_profiles,
+    top_rules,
+)
+from store.reports.groups import GROUP_LEVELS, Group, GroupLevel, for_aggregates
 
 TOP_RULES = 3
 
 
 @dataclass(frozen=True, slots=True)
 class _Overview:
-    level: reports.GroupLevel
+    level: GroupLevel
     now: datetime
     policy: str
-    figures: reports.StatusFigures
+    figures: StatusFigures
     names: dict[str, str]
-    top: dict[reports.Group, list[tuple[str, int]]]
+    top: dict[Group, list[tuple[str, int]]]
     daemons: int
-    queue: reports.QueueFigures
+    queue: QueueFigures
     suspended: list[str]
 
 
@@ -47,11 +59,11 @@ def status(
     Also shows the active policy, running daemons, queued rescans and suspended credentials.
     A table on a terminal, tab-separated columns when piped.
     """
-    if group not in reports.GROUP_LEVELS:
-        fail(f"--group must be one of {', '.join(reports.GROUP_LEVELS)}, not {group!r}")
+    if group not in GROUP_LEVELS:
+        fail(f"--group must be one of {', '.join(GROUP_LEVELS)}, not {group!r}")
     current = settings(config, database_url=database)
     open_database(current)
-    level = next(lv for lv in reports.GROUP_LEVELS if lv == group)
+    level = next(lv for lv in GROUP_LEVELS if lv == group)
     overview = run(_gather(current, level))
     if as_json:
         json.dump(_as_json(overview, current), sys.stdout, indent=2)
@@ -62,7 +74,7 @@ def status(
         _plain(overview)
 
 
-async def _gather(current: Settings, level: reports.GroupLevel) -> _Overview:
+async def _gather(current: Settings, level: GroupLevel) -> _Overview:
     from policy import PolicyError
     from store.policies import get_active_policy
 
@@ -70,22 +82,22 @@ async def _gather(current: Settings, level: reports.GroupLevel) -> _Overview:
     now = utcnow()
     try:
         async with database.read() as session:
-            await reports.for_aggregates(session)
+            await for_aggregates(session)
             try:
                 policy = await get_active_policy(session)
                 label = policy.label
             except PolicyError as exc:
                 label = f"unusable ({exc})"
-            figures = await reports.status_figures(
+            figures = await status_figures(
                 session, levels=(level,), now=now, cutoff=now - current.freshness
             )
-            failures = await reports.rule_failures(session, levels=(level,))
-            names = await reports.organisation_names(session, level=level)
+            failures = await rule_failures(session, levels=(level,))
+            names = await organisation_names(session, kind=level)
             daemons = await live_instances(
                 session, dead_before=now - current.daemon.heartbeat_timeout
             )
-            queue = await reports.rescan_queue(session)
-            suspended = await reports.suspended_profiles(session, now=now)
+            queue = await rescan_queue(session)
+            suspended = await suspended_profiles(session, now=now)
     finally:
         await database.dispose()
     return _Overview(
@@ -94,7 +106,7 @@ async def _gather(current: Settings, level: reports.GroupLevel) -> _Overview:
         policy=label,
         figures=figures,
         names=names,
-        top=reports.top_rules(failures, limit=TOP_RULES),
+        top=top_rules(failures, limit=TOP_RULES),
         daemons=len(daemons),
         queue=queue,
         suspended=suspended,
@@ -114,7 +126,7 @@ _COLUMNS = (
 )
 
 
-def _row(counts: reports.GroupCounts) -> list[str]:
+def _row(counts: GroupCounts) -> list[str]:
     s = counts.statuses
     return [
         str(counts.hosts),
@@ -127,15 +139,6 @@ def _row(counts: reports.GroupCounts) -> list[str]:
         str(s[Status.UNKNOWN]),
         str(counts.stale),
     ]
-
-
-def _total(figures: reports.StatusFigures) -> reports.GroupCounts:
-    total = reports.GroupCounts()
-    for counts in figures.groups.values():
-        for name, hosts in counts.statuses.items():
-            total.statuses[name] = total.statuses.get(name, 0) + hosts
-        total.stale += counts.stale
-    return total
 
 
 def _top(rules: list[tuple[str, int]]) -> str:
@@ -175,7 +178,7 @@ def _table(o: _Overview, current: Settings) -> None:
             Text(_top(o.top.get(group, []))),
         )
     table.add_section()
-    table.add_row("all", "", *_row(_total(o.figures)), "", style="bold")
+    table.add_row("all", "", *_row(o.figures.total()), "", style="bold")
     out.print(table)
 
 
@@ -186,11 +189,11 @@ def _plain(o: _Overview) -> None:
         code = group[0]
         name = " ".join(o.names.get(code, "").split())
         print("\t".join([code, name, *_row(counts), _top(o.top.get(group, []))]))
-    print("\t".join(["all", "", *_row(_total(o.figures)), ""]))
+    print("\t".join(["all", "", *_row(o.figures.total()), ""]))
 
 
 def _as_json(o: _Overview, current: Settings) -> dict[str, Any]:
-    def group(code: str, counts: reports.GroupCounts, top: list[tuple[str, int]]) -> dict[str, Any]:
+    def group(code: str, counts: GroupCounts, top: list[tuple[str, int]]) -> dict[str, Any]:
         return {
             "code": code,
             "name": o.names.get(code),
@@ -210,7 +213,7 @@ def _as_json(o: _Overview, current: Settings) -> dict[str, Any]:
         "daemons": o.daemons,
         "rescans_waiting": o.queue.pending_rescans,
         "suspended_profiles": o.suspended,
-        "total": group("all", _total(o.figures), []),
+        "total": group("all", o.figures.total(), []),
         "groups": [
             group(g[0], counts, o.top.get(g, [])) for g, counts in sorted(o.figures.groups.items())
         ],

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from config.settings import Settings
 from exporters.auth import identify
 from scanner.cli import app, common
-from store import reports
+from store.reports import figures
 from tests.support import free_port
 
 runner = CliRunner()
@@ -172,17 +172,17 @@ def test_the_status_table_prints_names_from_other_peoples_files_as_text(
 
     console = Console(file=io.StringIO(), width=220, force_terminal=True, color_system=None)
     monkeypatch.setattr(status, "out", console)
-    counts = reports.GroupCounts()
+    counts = figures.GroupCounts()
     counts.statuses["noncompliant"] = 2
     overview = status._Overview(
         level="ccg",
         now=datetime.now(UTC),
         policy="nhs-cis-baseline@00000000",
-        figures=reports.StatusFigures(groups={("00K",): counts}, due=0),
+        figures=figures.StatusFigures(groups={("00K",): counts}, due=0),
         names={"00K": "[/bold] Practice [red]\nNorth"},
         top={("00K",): [("cm-[installed]", 2)]},
         daemons=0,
-        queue=reports.QueueFigures(pending_rescans=0, oldest_pending=None),
+        queue=figures.QueueFigures(pending_rescans=0, oldest_pending=None),
         suspended=[],
     )
     status._table(overview, Settings())
