@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,27 @@ def describe_error(exc: BaseException, url: str | URL) -> str:
     password = make_url(url).password
     if password:
         text = text.replace(str(password), "***")
-    return f"database {redact(url)}: {text[:300]}"
+    return f"database {redact(url)}: {text[:300]}{_sqlite_diagnosis(url)}"
+
+
+def _sqlite_diagnosis(url: str | URL) -> str:
+    """Why SQLite could not write its file, where the file system can tell: SQLite's own
+    messages ("unable to open database file", "disk I/O error") do not say."""
+    path = sqlite_path(url) if is_sqlite(url) else None
+    if path is None:
+        return ""
+    directory = path.parent
+    try:
+        stats = os.statvfs(directory)
+    except OSError:
+        return ""
+    if stats.f_flag & os.ST_RDONLY:
+        return f" (the file system holding {directory} is read-only)"
+    if stats.f_bavail == 0:
+        return f" (the file system holding {directory} is full)"
+    if not os.access(directory, os.W_OK):
+        return f" (this user may not write to {directory})"
+    return ""
 
 
 class Database:
