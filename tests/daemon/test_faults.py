@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from simulator.fleet_thread import FleetThread
 from store import db
 from store.model import HostState, RescanRequest, utcnow
 from store.rescans import Selector, request_rescan
@@ -222,8 +223,12 @@ def test_sigterm_while_the_database_is_away_exits_and_loses_nothing_committed(
 
 
 @contextlib.contextmanager
-def _small_file_system(path: Path) -> Iterator[Path]:
-    """A 16 MiB tmpfs of the test's own, so it can fill up or turn read-only (needs root)."""
+def _fleet_on_a_small_file_system(
+    fleet: FleetThread, tmp_path: Path
+) -> Iterator[tuple[Path, str, Path]]:
+    """The fleet imported into a SQLite file on a 16 MiB tmpfs of the test's own, so that it
+    can fill up or turn read-only (needs root): yields the mount, the URL and the config."""
+    path = tmp_path / "fs"
     path.mkdir()
     try:
         mounted = subprocess.run(
@@ -237,7 +242,10 @@ def _small_file_system(path: Path) -> Iterator[Path]:
     if mounted.returncode != 0:
         missing(f"mounting a tmpfs as root, to fill a file system ({mounted.stderr.strip()})")
     try:
-        yield path
+        url = f"sqlite:///{path / 'cmscan.db'}"
+        config = write_config(fleet, tmp_path, database_url=url, lease=LEASE)
+        asyncio.run(import_fleet(url, fleet))
+        yield path, url, config
     finally:
         subprocess.run(["umount", "-l", str(path)], check=False)
 
@@ -255,10 +263,7 @@ def test_a_sqlite_file_system_that_fills_up_loses_nothing(
     simulated_fleet: StartFleet, tmp_path: Path
 ) -> None:
     fleet = simulated_fleet(hosts=HOSTS, seed=47, exec_ms=300, transport="winrm", https=False)
-    with _small_file_system(tmp_path / "fs") as mount:
-        url = f"sqlite:///{mount / 'cmscan.db'}"
-        config = write_config(fleet, tmp_path, database_url=url, lease=LEASE)
-        asyncio.run(import_fleet(url, fleet))
+    with _fleet_on_a_small_file_system(fleet, tmp_path) as (mount, url, config):
         daemon = DaemonProcess(config, database_url=url, log=tmp_path / "daemon.log")
         with daemons(daemon):
             wait_for(lambda: committed_scans(url) >= 20, timeout=60, what="20 results")
@@ -297,10 +302,7 @@ def test_a_daemon_started_on_a_read_only_file_system_says_so_and_loses_nothing(
     simulated_fleet: StartFleet, tmp_path: Path
 ) -> None:
     fleet = simulated_fleet(hosts=HOSTS, seed=49, exec_ms=300, transport="winrm", https=False)
-    with _small_file_system(tmp_path / "fs") as mount:
-        url = f"sqlite:///{mount / 'cmscan.db'}"
-        config = write_config(fleet, tmp_path, database_url=url, lease=LEASE)
-        asyncio.run(import_fleet(url, fleet))
+    with _fleet_on_a_small_file_system(fleet, tmp_path) as (mount, url, config):
         _remount(mount, "ro")
         refused = DaemonProcess(config, database_url=url, log=tmp_path / "refused.log")
         with daemons(refused):
