@@ -182,6 +182,25 @@ class MetricsSettings(_Section):
     cache: Duration = timedelta(seconds=10)
 
 
+# The columns of a Care Identity Management users report that `access.columns` may name
+# (inventory/cim_users.py reads them; tests keep the two lists equal).
+AccessColumn = Literal[
+    "user_id", "name", "surname", "forename", "organisation", "role_code", "activity_codes"
+]
+
+
+class AccessSettings(_Section):
+    """Dashboard access from the users report: its unusual headers, and how long history lasts."""
+
+    # Header text of the user's export for each column cmscan reads, where it differs from
+    # the names CIM and common spreadsheets use, e.g. {user_id = "Staff UUID"}.
+    columns: dict[AccessColumn, Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=dict
+    )
+    # When each user gained or lost access is personal data too: kept this long, then pruned.
+    keep_history: Duration = timedelta(days=365)
+
+
 def parse_listen(value: str) -> tuple[str, int]:
     """HOST:PORT (IPv6 as [::1]:PORT) as a (host, port) pair, or ValueError."""
     host, sep, port = value.strip().rpartition(":")
@@ -214,6 +233,7 @@ class Settings(BaseSettings):
     daemon: DaemonSettings = DaemonSettings()
     api: ApiSettings = ApiSettings()
     metrics: MetricsSettings = MetricsSettings()
+    access: AccessSettings = AccessSettings()
 
     @model_validator(mode="after")
     def _lease_outlasts_probes(self) -> Settings:

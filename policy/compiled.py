@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from policy.access import AccessRule
 from policy.conditions import Condition
 from policy.verdict import Severity
 
@@ -31,6 +32,7 @@ class Policy:
     rules: tuple[Rule, ...]
     source: str = field(repr=False)
     description: str | None = None
+    access: AccessRule | None = None  # who may open the dashboard, if the policy says
 
     @property
     def rule_ids(self) -> list[str]:

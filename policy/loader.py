@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from inventory.yamlpos import YamlDocument, YamlError, load_yaml
 from policy import schema
+from policy.access import AccessRule
 from policy.compiled import Policy, Rule
 from policy.conditions import Selectors, compile_condition
 
@@ -202,7 +203,14 @@ def load_policy_text(text: str, filename: str = "<policy>") -> Policy:
         rules=rules,
         source=text,
         description=spec.description,
+        access=_access(spec.access),
     )
+
+
+def _access(spec: schema.AccessSpec | None) -> AccessRule | None:
+    if spec is None:
+        return None
+    return AccessRule.build(title=spec.title, grants=spec.grants, implies=spec.implies)
 
 
 def load_policy_file(path: str | Path) -> Policy:

@@ -6,6 +6,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -24,6 +25,8 @@ FORMAT = 1
 # Rule ids appear in metric labels, CSV columns and command lines: keep them plain.
 RULE_ID = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 POLICY_ID = RULE_ID
+# RBAC activity codes as Care Identity Management writes them: B0360, B8006.
+ACTIVITY_CODE = r"^B[0-9]{4}$"
 _INT_COMPARISON = re.compile(r"\s*(>=|<=|==|!=|>|<)\s*([0-9]{1,12})\s*")
 # A pattern longer than this is a mistake, and a regex that long could be slow to match.
 _MAX_PATTERN = 200
@@ -267,6 +270,27 @@ class RuleSpec(_Strict):
     check: Condition
 
 
+def _activity_code(value: str) -> str:
+    if not re.fullmatch(ACTIVITY_CODE, value):
+        raise ValueError(f"{value!r} is not an activity code: expected B and 4 digits, e.g. B0360")
+    return value
+
+
+ActivityCode = Annotated[str, AfterValidator(_activity_code)]
+
+
+class AccessSpec(_Strict):
+    """Who may open the dashboard a practice's staff use: smartcard activity codes held for
+    that practice's ODS code; any one of `grants` will do, and `implies` lists what a code
+    also grants (so a policy can name an implied code in `grants`)."""
+
+    title: str = Field(default="PCN appointments dashboard", min_length=1, max_length=200)
+    grants: Annotated[list[ActivityCode], Field(min_length=1, max_length=100)]
+    implies: dict[ActivityCode, Annotated[list[ActivityCode], Field(min_length=1)]] = Field(
+        default_factory=dict, max_length=100
+    )
+
+
 class PolicySpec(_Strict):
     """A whole policy file."""
 
@@ -278,6 +302,7 @@ class PolicySpec(_Strict):
 
     _wildcards = field_validator("watch")(_check_wildcards)
     rules: Annotated[list[RuleSpec], Field(min_length=1, max_length=500)]
+    access: AccessSpec | None = None
 
 
 AllOf.model_rebuild()
