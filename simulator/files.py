@@ -1,4 +1,4 @@
-"""The files a running fleet leaves for cmscan and tests: inventory, ODS file, config, manifest."""
+"""What a running fleet leaves for cmscan and tests: inventory, ODS, CIM users, config, sim.json."""
 
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ class FleetFiles:
     @property
     def epraccur(self) -> Path:
         return self.root / "epraccur.csv"
+
+    @property
+    def users_report(self) -> Path:
+        return self.root / "users.csv"
 
     @property
     def config(self) -> Path:
@@ -69,13 +73,15 @@ class FleetFiles:
         return self.ssh_dir / "host_keys" / f"{hostname}_ed25519"
 
 
-def write_atomically(path: Path, text: str, *, private: bool = False) -> None:
-    """Replace a file in one step, so a reader never sees half of it."""
+def write_atomically(path: Path, text: str | bytes, *, private: bool = False) -> None:
+    """Replace a file in one step, so a reader never sees half of it. Text goes out as UTF-8
+    with its line ends as given; bytes exactly as given."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    data = text.encode("utf-8") if isinstance(text, str) else text
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
         os.chmod(temporary, 0o600 if private else 0o644)
         os.replace(temporary, path)
     except BaseException:

@@ -16,6 +16,7 @@ from simulator.fleet import Fleet, SimHost, build_fleet
 from simulator.fleet_credentials import FleetCredentials, load_credentials
 from simulator.listeners import HostListeners
 from simulator.run_options import RunOptions
+from simulator.users_report import users_report_csv
 
 
 class RunningFleet:
@@ -75,6 +76,7 @@ class RunningFleet:
                 "config": str(self.files.config.resolve()),
                 "inventory": str(self.files.inventory.resolve()),
                 "epraccur": str(self.files.epraccur.resolve()),
+                "users_report": str(self.files.users_report.resolve()),
             },
         )
 
@@ -88,6 +90,7 @@ class RunningFleet:
         ssh = self.credentials.ssh_account is not None
         files.write_atomically(self.files.inventory, files.inventory_csv(self.fleet))
         files.write_atomically(self.files.epraccur, files.epraccur_csv(self.fleet))
+        files.write_atomically(self.files.users_report, users_report_csv(self.fleet))
         if ssh:
             files.write_atomically(self.files.known_hosts, self.listeners.known_hosts())
         files.write_atomically(

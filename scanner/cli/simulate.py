@@ -48,8 +48,9 @@ HELP = (
     "Every host has its own 127.x address and answers cmscan's probe over WinRM (HTTP with NTLM"
     " message encryption, and HTTPS) and SSH, according to its profile (what it has installed)"
     " and maybe a fault.\n\n"
-    "The output directory gets inventory.csv, epraccur.csv, a ready cmscan.toml, the CA and SSH"
-    " files, and sim.json: every host's expected verdict, and the admin API's address and token"
+    "The output directory gets inventory.csv, epraccur.csv, users.csv (a CIM users report of the"
+    " practices' smartcard holders), a ready cmscan.toml, the CA and SSH files, and sim.json:"
+    " every host's expected verdict, and the admin API's address and token"
     " for changing hosts while they run (installs, reboots, faults, power)."
 )
 
@@ -178,11 +179,12 @@ def _describe(running: RunningFleet, seconds: float) -> None:
     )
     out.print(f"Listening on every host: {listeners}")
     out.print(f"Admin API: {running.admin_url} (bearer token in sim.json)")
-    out.print(f"Files in {root}: inventory.csv, epraccur.csv, cmscan.toml, sim.json")
+    out.print(f"Files in {root}: inventory.csv, epraccur.csv, users.csv, cmscan.toml, sim.json")
     out.print("Scan it from another terminal:")
     out.print(f"  export CMSCAN_CONFIG={paths.config.resolve()}")
     out.print(
         f"  cmscan inventory import {paths.inventory.resolve()} --ods {paths.epraccur.resolve()}"
     )
+    out.print(f"  cmscan access import {paths.users_report.resolve()}")
     out.print("  cmscan scan")
     out.print("Press Ctrl-C to stop.")
