@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from collectors.facts import Facts
+from engine.access import regrade_access
 from policy import Policy, evaluate
 from store import policies
 from store.db import Database
@@ -57,6 +58,9 @@ class RegradeReport:
     rescan_request_id: int | None = None
     policy_version_id: int | None = None
     duration_s: float = 0.0
+    # (user, organisation) pairs whose dashboard access the new access rule turned on / off.
+    access_gained: int = 0
+    access_lost: int = 0
 
     def _count(self, ccg: str | None, status: str) -> None:
         changes = self.by_ccg.setdefault(ccg or NO_CCG, CcgChanges())
@@ -199,6 +203,8 @@ async def apply_policy(
         db, policy, reason=f"policy {policy.label} applied", now=now, dry_run=dry_run
     )
     report.policy_version_id = version_id
+    access = await regrade_access(db, policy, now=now, dry_run=dry_run)
+    report.access_gained, report.access_lost = access.gained, access.lost
     if rescan and report.needs_rescan and not dry_run:
         report.rescan_request_id = await enqueue_rescan(
             db,

@@ -13,15 +13,13 @@ JSON is one array of objects, written as it is read; lists stay lists there.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from exporters.chunks import MEDIA_TYPES, csv_chunks, json_chunks
 from exporters.spreadsheet_safety import neutralise
 from policy import Policy
 from policy.products import is_credential_management, is_identity_agent, is_smartcard_middleware
@@ -59,16 +57,18 @@ COLUMNS = (
 # Rule ids never contain ';'; titles and remediation texts may, so they get a rarer separator.
 ID_SEPARATOR = "; "
 TEXT_SEPARATOR = " | "
-CHUNK_BYTES = 64 * 1024  # bytes gathered before a chunk is handed to the file or the socket
-BOM = "\ufeff".encode()
-
-MEDIA_TYPES = {"csv": "text/csv; charset=utf-8; header=present", "json": "application/json"}
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class ExportError(ValueError):
     """Export options that make no sense; the message says which."""
+
+
+def check_code(name: str, value: str | None) -> None:
+    """Refuse a filter that cannot be an organisation code, before any query runs."""
+    if value is not None and (len(value) > 16 or _CONTROL.search(value)):
+        raise ExportError(f"{name} {value!r} is not an organisation code")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +81,8 @@ class ExportOptions:
     format: ExportFormat = "csv"
 
     def __post_init__(self) -> None:
-        for name in ("ccg", "practice"):
-            value = getattr(self, name)
-            if value is not None and (len(value) > 16 or _CONTROL.search(value)):
-                raise ExportError(f"{name} {value!r} is not an organisation code")
+        check_code("ccg", self.ccg)
+        check_code("practice", self.practice)
         if self.stale_days is not None and not 0 <= self.stale_days <= 36_500:
             raise ExportError(f"stale days must be between 0 and 36500, not {self.stale_days}")
         if self.format not in MEDIA_TYPES:
@@ -209,37 +207,6 @@ def csv_cells(row: dict[str, Any]) -> list[str]:
     return cells
 
 
-async def _csv_chunks(rows: AsyncIterator[dict[str, Any]], *, excel: bool) -> AsyncIterator[bytes]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    if excel:
-        yield BOM
-    async for row in rows:
-        writer.writerow(csv_cells(row))
-        if buffer.tell() >= CHUNK_BYTES:
-            yield buffer.getvalue().encode("utf-8")
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode("utf-8")
-
-
-async def _json_chunks(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
-    parts = ["["]
-    size = 1
-    first = True
-    async for row in rows:
-        text = ("\n" if first else ",\n") + json.dumps(row, ensure_ascii=False)
-        first = False
-        parts.append(text)
-        size += len(text)
-        if size >= CHUNK_BYTES:
-            yield "".join(parts).encode("utf-8")
-            parts, size = [], 0
-    parts.append("\n]\n")
-    yield "".join(parts).encode("utf-8")
-
-
 async def export_unpatched(
     database: db.Database,
     options: ExportOptions,
@@ -260,9 +227,9 @@ async def export_unpatched(
                 yield record(host, policy, now)
 
         chunks = (
-            _json_chunks(rows())
+            json_chunks(rows())
             if options.format == "json"
-            else _csv_chunks(rows(), excel=options.excel)
+            else csv_chunks(rows(), header=COLUMNS, cells=csv_cells, excel=options.excel)
         )
         async for chunk in chunks:
             stats.bytes += len(chunk)

@@ -23,7 +23,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -31,14 +31,17 @@ from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
 from config.settings import Settings
+from exporters.access_metrics import access_families
 from policy import Policy, PolicyError
 from policy.products import matcher
 from policy.verdict import one_line
 from store import db
+from store.access import latest_import
 from store.instances import live_instances
 from store.model import utcnow
 from store.policies import get_active_policy
 from store.reports import figures, groups
+from store.reports.access import GroupAccess, group_access
 
 log = logging.getLogger("cmscan.metrics")
 
@@ -137,6 +140,8 @@ class Snapshot:
     daemons_live: int  # daemons heard from within daemon.heartbeat_timeout
     policy: tuple[str, str] | None  # (id, content hash)
     duration_s: float
+    access: dict[groups.Group, GroupAccess] = field(default_factory=dict)
+    access_imported_at: datetime | None = None  # the latest users report's import
 
 
 async def read_snapshot(database: db.Database, settings: Settings, *, now: datetime) -> Snapshot:
@@ -158,6 +163,8 @@ async def read_snapshot(database: db.Database, settings: Settings, *, now: datet
         raw_products = await figures.product_installs(session, levels=levels)
         suspended = await figures.suspended_profiles(session, now=now)
         daemons = await live_instances(session, dead_before=now - settings.daemon.heartbeat_timeout)
+        access = await group_access(session, levels=levels)
+        imported = await latest_import(session)
     profiles = dict.fromkeys(settings.credentials, 0) | dict.fromkeys(suspended, 1)
     return Snapshot(
         at=now,
@@ -170,6 +177,8 @@ async def read_snapshot(database: db.Database, settings: Settings, *, now: datet
         daemons_live=len(daemons),
         policy=(policy.id, policy.content_hash) if policy else None,
         duration_s=time.perf_counter() - started,
+        access=access,
+        access_imported_at=imported.imported_at if imported else None,
     )
 
 
@@ -334,6 +343,8 @@ def families(snapshot: Snapshot) -> Iterator[Metric]:
     )
     live.add_metric([], snapshot.daemons_live)
     yield live
+
+    yield from access_families(levels, snapshot.access, snapshot.access_imported_at)
 
     if snapshot.policy is not None:
         policy = GaugeMetricFamily(

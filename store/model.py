@@ -1,4 +1,4 @@
-"""SQL tables: organisations, hosts, scans, host state, status history, rescans, policies."""
+"""SQL tables: organisations, hosts, scans, host state, history, rescans, policies, access."""
 
 from __future__ import annotations
 
@@ -260,3 +260,55 @@ class ScannerInstance(SQLModel, table=True):
     started_at: datetime = _when()
     heartbeat_at: datetime = _when(index=True)
     stopped_at: datetime | None = _when(nullable=True)
+
+
+class AccessUser(SQLModel, table=True):
+    """A smartcard holder from the latest users report: only what the access view needs."""
+
+    __tablename__ = "access_user"
+
+    user_id: str = Field(primary_key=True, max_length=12)  # CIS UUID, 12 digits
+    name: str = Field(default="", max_length=200)
+    first_seen_at: datetime = _when()
+
+
+class AccessGrant(SQLModel, table=True):
+    """The activity codes one user holds at one organisation, and whether they open the
+    dashboard there under the active policy (graded on import and on `policy apply`)."""
+
+    __tablename__ = "access_grant"
+
+    user_id: str = Field(
+        primary_key=True, max_length=12, foreign_key="access_user.user_id", ondelete="CASCADE"
+    )
+    org_code: str = Field(primary_key=True, max_length=16, index=True)
+    codes: list[str] = Field(default_factory=list, sa_type=JSONType)
+    has_access: bool = False
+    access_since: datetime | None = _when(nullable=True)  # when has_access last became true
+    first_seen_at: datetime = _when()
+
+
+class AccessChange(SQLModel, table=True):
+    """A user gaining or losing dashboard access at an organisation: progress over time.
+    Kept for `access.keep_history`; `cmscan access purge` removes it with the rest."""
+
+    __tablename__ = "access_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _when(index=True)
+    user_id: str = Field(max_length=12, index=True)
+    org_code: str = Field(max_length=16)
+    gained: bool
+    cause: str = Field(max_length=16)  # import (the report changed) or policy (the rule did)
+
+
+class AccessImport(SQLModel, table=True):
+    """One users report imported: when, from which file, and how much it held."""
+
+    __tablename__ = "access_import"
+
+    id: int | None = Field(default=None, primary_key=True)
+    imported_at: datetime = _when(index=True)
+    source: str = Field(max_length=200)
+    users: int
+    grants: int

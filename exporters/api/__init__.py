@@ -1,8 +1,8 @@
-"""The HTTP API (/api/v1): fleet summary, hosts, one host, rescans and the unpatched export.
+"""The HTTP API (/api/v1): summary, hosts, rescans, dashboard access and the exports.
 
 Every route needs a bearer token (exporters/auth.py): `read` for GET, `rescan` to queue a
 rescan. Errors are JSON objects with a `detail`; invalid input answers 422 and says where.
-One module per resource (summary, hosts, rescans, export); schemas holds the wire formats.
+One module per resource (summary, hosts, rescans, export, access); schemas holds the wire formats.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import datetime
 from fastapi import APIRouter
 
 from config.settings import Settings
-from exporters.api import export, hosts, rescans, summary
+from exporters.api import access, export, hosts, rescans, summary
 from exporters.api.deps import Api
 from exporters.api.schemas import AUTH_ERRORS
 from store import db
@@ -30,4 +30,5 @@ def build_router(
     router.include_router(hosts.routes(api))
     router.include_router(rescans.routes(api, prefix=PREFIX))
     router.include_router(export.routes(api))
+    router.include_router(access.routes(api))
     return router

@@ -13,7 +13,8 @@ from exporters.api.schemas import Code, Invalid
 from exporters.csv import ExportError, ExportOptions, export_unpatched
 
 
-async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The first chunk (already read, so errors surfaced before the response) and the rest."""
     yield first
     async for chunk in rest:
         yield chunk
@@ -59,7 +60,7 @@ def routes(api: Api) -> APIRouter:
         # here, before a 200 has been sent and a truncated file would follow it.
         first = await anext(chunks)
         return StreamingResponse(
-            _prepend(first, chunks),
+            prepend(first, chunks),
             media_type=options.media_type,
             headers={"Content-Disposition": f'attachment; filename="unpatched.{format}"'},
         )

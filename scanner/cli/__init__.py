@@ -12,6 +12,7 @@ import typer
 
 from scanner import __version__
 from scanner.cli import (
+    access,
     api_tokens,
     credentials,
     daemon,
@@ -71,6 +72,7 @@ app.command("probe")(probe.probe)
 app.command("simulate", help=simulate.HELP)(simulate.simulate)
 app.command("status")(status.status)
 app.command("instances")(instances.instances)
+app.add_typer(access.app, name="access")
 app.add_typer(export.app, name="export")
 app.add_typer(metrics.app, name="metrics")
 app.add_typer(api_tokens.app, name="api")

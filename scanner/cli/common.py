@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 
 from config.settings import Settings, SettingsError, load_settings
 from store import db
+
+if TYPE_CHECKING:
+    from inventory.problems import Problem
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1  # findings or errors in data: bad inventory rows, hosts that failed to scan
@@ -91,3 +94,11 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coroutine)
     except db.DatabaseError as exc:
         database_failed(exc)
+
+
+def print_problems(problems: list[Problem]) -> None:
+    """Problems found in a file, in file order, each as `severity: file:line: message`."""
+    for problem in sorted(problems, key=lambda p: p.sort_key):
+        style = "red" if problem.severity == "error" else "yellow"
+        err.print(f"[{style}]{problem.severity}:[/] ", end="", markup=True)
+        err.print(str(problem), markup=False, highlight=False)

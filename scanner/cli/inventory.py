@@ -15,7 +15,6 @@ from rich.table import Table
 from rich.text import Text
 
 from inventory.load import Format, guess_format
-from inventory.problems import Problem
 from inventory.spec import FIELDS
 from inventory.textfile import InventoryFileError
 from scanner.cli.common import (
@@ -27,6 +26,7 @@ from scanner.cli.common import (
     fail,
     open_database,
     out,
+    print_problems,
     run,
     settings,
 )
@@ -103,7 +103,7 @@ def import_(
         fail(str(exc))
     finally:
         run(db.dispose())
-    _print_problems(report.inventory.problems)
+    print_problems(report.inventory.problems)
     raise typer.Exit(_summarise(report, file, dry_run=dry_run))
 
 
@@ -116,13 +116,6 @@ def _format(file: Path, given: str | None) -> Format:
     if guessed is None:
         fail(f"{file}: cannot tell the format from the name; use --format csv or --format yaml")
     return guessed
-
-
-def _print_problems(problems: list[Problem]) -> None:
-    for problem in sorted(problems, key=lambda p: p.sort_key):
-        style = "red" if problem.severity == "error" else "yellow"
-        err.print(f"[{style}]{problem.severity}:[/] ", end="", markup=True)
-        err.print(str(problem), markup=False, highlight=False)
 
 
 def _summarise(report: ImportReport, file: Path, *, dry_run: bool) -> int:

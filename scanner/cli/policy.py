@@ -142,6 +142,11 @@ def show(
     facts.add_row("sha256", policy.content_hash)
     facts.add_row("applied", escape(applied))
     facts.add_row("watches", escape(", ".join(policy.watched_patterns)))
+    if policy.access is not None:
+        facts.add_row(
+            "access",
+            escape(f"{policy.access.title}: any of {', '.join(policy.access.granting_codes)}"),
+        )
     out.print(facts)
     rules = Table(title="rules", title_justify="left")
     rules.add_column("rule")
@@ -306,6 +311,12 @@ def _print_report(report: RegradeReport, policy: Policy, *, who: str) -> None:
         markup=False,
     )
     print_changes(report)
+    if report.access_gained or report.access_lost:
+        out.print(
+            f"Dashboard access {verb}: {report.access_gained} user-practice pair(s) gained it,"
+            f" {report.access_lost} lost it (cmscan access status).",
+            markup=False,
+        )
     if report.unreadable:
         out.print(
             f"{len(report.unreadable)} hosts have stored facts this cmscan cannot read and keep"

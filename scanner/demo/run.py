@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.live import Live
 
 from config.settings import Settings, load_settings
+from engine.access import import_access
 from engine.transports import build_collectors
 from exporters.csv import ExportOptions, export_unpatched
 from scanner.daemon import Daemon, signals_stop
@@ -128,13 +129,17 @@ class Demo:
                 fmt="csv",
                 ods_path=Path(fleet.manifest["epraccur"]),
             )
+            if not report.written:
+                raise DemoError(
+                    "the simulated inventory did not import: "
+                    + "; ".join(map(str, report.inventory.errors[:5]))
+                )
+            users = await import_access(database, path=Path(fleet.manifest["users_report"]))
+            if not users.written:
+                problems = [str(p) for p in users.report.errors[:5]] or [users.refused or "?"]
+                raise DemoError("the simulated users report did not import: " + "; ".join(problems))
         finally:
             await database.dispose()
-        if not report.written:
-            raise DemoError(
-                "the simulated inventory did not import: "
-                + "; ".join(map(str, report.inventory.errors[:5]))
-            )
         log_path = self.directory / "cmscan.log"
         _log_to(log_path)
         daemon = Daemon(
@@ -187,6 +192,7 @@ class Demo:
             f"export CMSCAN_CONFIG={relative}",
             "cmscan status            cmscan export unpatched -o unpatched.csv",
             "cmscan rescan --ccg 00K --wait        cmscan policy explain <host>",
+            "cmscan access status --group ccg      cmscan export access-gaps -o gaps.csv",
             f"curl http://{listen}/metrics",
             f'curl -H "Authorization: Bearer $(cat {_shorter(config.parent / "demo-token")})"'
             f" http://{listen}/api/v1/summary",

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from store.model import Host, HostState, Status
+from store.reports.access import group_access
 
 STATUS_COLUMNS = ("compliant", "noncompliant", "unreachable", "auth_failed", "error", "unknown")
 STYLES = {
@@ -33,6 +34,9 @@ class Snapshot:
     scanned: int = 0
     by_ccg: dict[str, Counter[str]] = field(default_factory=dict)
     outcomes: Counter[str] = field(default_factory=Counter)
+    # Per CCG: practices where someone can open the PCN dashboard on a compliant machine,
+    # and practices in all.
+    dashboard: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def compliant_share(self) -> float | None:
@@ -62,7 +66,14 @@ async def take_snapshot(session: AsyncSession) -> Snapshot:
         .group_by(col(HostState.last_outcome))
     )
     snapshot.outcomes.update({outcome or "": count for outcome, count in outcomes.all()})
+    for (ccg,), figures in (await group_access(session, levels=("ccg",))).items():
+        snapshot.dashboard[ccg] = (figures.practices_ready, sum(figures.practices.values()))
     return snapshot
+
+
+def _dashboard_line(snapshot: Snapshot) -> str:
+    ready = "  ".join(f"{ccg} {r}/{n}" for ccg, (r, n) in sorted(snapshot.dashboard.items()))
+    return "PCN dashboard ready (practices): " + (ready or "-")
 
 
 def _bar(share: float, width: int = 12) -> Text:
@@ -96,6 +107,7 @@ def render(
         Text(f"{sweep}   overall compliant: " + (f"{overall:.0%}" if overall is not None else "-")),
         Text(""),
         table,
+        Text(_dashboard_line(snapshot), overflow="ellipsis", no_wrap=True),
         Text(""),
         Text("outcomes: " + (outcomes or "none yet"), style="dim"),
         Text(""),
@@ -115,4 +127,7 @@ def plain_line(snapshot: Snapshot, sweep: str) -> str:
         f"{ccg} {c['compliant']}/{sum(c.values())}" for ccg, c in sorted(snapshot.by_ccg.items())
     )
     share = f"{overall:.0%}" if overall is not None else "-"
-    return f"{sweep}; compliant {share}; per CCG (compliant/hosts): {per_ccg}"
+    return (
+        f"{sweep}; compliant {share}; per CCG (compliant/hosts): {per_ccg};"
+        f" {_dashboard_line(snapshot)}"
+    )

@@ -67,7 +67,8 @@ def write_config(
     return path
 
 
-async def import_fleet(database_url: str, fleet: FleetThread) -> None:
+async def import_fleet(database_url: str, fleet: FleetThread, *, users: bool = False) -> None:
+    """The fleet's inventory and ODS file, and with `users` its CIM users report too."""
     manifest = fleet.manifest()
     db.upgrade(database_url)
     database = db.Database(database_url)
@@ -79,6 +80,11 @@ async def import_fleet(database_url: str, fleet: FleetThread) -> None:
             ods_path=Path(manifest["epraccur"]),
         )
         assert report.written, [str(p) for p in report.inventory.problems]
+        if users:
+            from engine.access import import_access
+
+            imported = await import_access(database, path=Path(manifest["users_report"]))
+            assert imported.written, [str(p) for p in imported.report.problems]
     finally:
         await database.dispose()
 

@@ -20,6 +20,9 @@ KNOWN_METRICS = {
     "cmscan_hosts_due",
     "cmscan_rule_failures",
     "cmscan_product_installs",
+    "cmscan_access_users",
+    "cmscan_access_users_missing_codes",
+    "cmscan_access_practices",
     "cmscan_credential_suspended",
     "cmscan_database_up",
     "cmscan_metrics_read_duration_seconds",
@@ -37,6 +40,9 @@ DATABASE_METRICS = (
     "cmscan_hosts_stale",
     "cmscan_rule_failures",
     "cmscan_product_installs",
+    "cmscan_access_users",
+    "cmscan_access_users_missing_codes",
+    "cmscan_access_practices",
 )
 GROUP_FILTERS = ('icb=~"$icb"', 'ccg=~"$ccg"', 'pcn=~"$pcn"', 'practice=~"$practice"')
 

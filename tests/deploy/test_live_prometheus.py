@@ -116,7 +116,7 @@ def stack(
             database_url=database_url,
             extra=f'\n[metrics]\ngroup_by = [{groups}]\ncache = "1s"\n',
         )
-        asyncio.run(import_fleet(database_url, fleet))
+        asyncio.run(import_fleet(database_url, fleet, users=True))
         daemon = DaemonProcess(config, database_url=database_url, log=directory / "daemon.log")
         with daemons(daemon):
             wait_for(
