@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from exporters.chunks import MEDIA_TYPES, csv_chunks, json_chunks
-from exporters.csv import ExportError, ExportStats, check_code
+from exporters.chunks import MEDIA_TYPES, ExportStats, encoded
+from exporters.csv import ExportError, check_code
 from exporters.spreadsheet_safety import neutralise
 from policy.access_in_force import rule_in_use
 from store import db
@@ -72,16 +72,13 @@ async def export_access_gaps(
         granting = rule_in_use(await get_active_policy(session)).rule.granting_codes
         gaps = access_gaps(session, ccg=options.ccg, practice=options.practice)
 
-        async def rows() -> AsyncIterator[dict[str, Any]]:
-            async for gap in gaps:
-                stats.rows += 1
-                yield record(gap, granting)
-
-        chunks = (
-            json_chunks(rows())
-            if options.format == "json"
-            else csv_chunks(rows(), header=COLUMNS, cells=csv_cells, excel=options.excel)
-        )
-        async for chunk in chunks:
-            stats.bytes += len(chunk)
+        rows = (record(gap, granting) async for gap in gaps)
+        async for chunk in encoded(
+            rows,
+            format=options.format,
+            header=COLUMNS,
+            cells=csv_cells,
+            excel=options.excel,
+            stats=stats,
+        ):
             yield chunk

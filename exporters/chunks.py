@@ -6,12 +6,47 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 CHUNK_BYTES = 64 * 1024  # bytes gathered before a chunk is handed to the file or the socket
 BOM = "\ufeff".encode()
 
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8; header=present", "json": "application/json"}
+
+
+@dataclass(slots=True)
+class ExportStats:
+    """Filled in while an export streams, for the summary line the CLI prints."""
+
+    rows: int = 0
+    bytes: int = 0
+
+
+async def encoded(
+    rows: AsyncIterator[dict[str, Any]],
+    *,
+    format: Literal["csv", "json"],
+    header: Sequence[str],
+    cells: Callable[[dict[str, Any]], list[str]],
+    excel: bool,
+    stats: ExportStats,
+) -> AsyncIterator[bytes]:
+    """Rows as CSV or JSON chunks, counting both into `stats` as they leave."""
+
+    async def counted() -> AsyncIterator[dict[str, Any]]:
+        async for row in rows:
+            stats.rows += 1
+            yield row
+
+    chunks = (
+        json_chunks(counted())
+        if format == "json"
+        else csv_chunks(counted(), header=header, cells=cells, excel=excel)
+    )
+    async for chunk in chunks:
+        stats.bytes += len(chunk)
+        yield chunk
 
 
 async def csv_chunks(

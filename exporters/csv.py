@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from exporters.chunks import MEDIA_TYPES, csv_chunks, json_chunks
+from exporters.chunks import MEDIA_TYPES, ExportStats, encoded
 from exporters.spreadsheet_safety import neutralise
 from policy import Policy
 from policy.products import is_credential_management, is_identity_agent, is_smartcard_middleware
@@ -100,15 +100,6 @@ class ExportOptions:
             include_unreachable=self.include_unreachable,
             stale_before=stale,
         )
-
-
-@dataclass(slots=True)
-class ExportStats:
-    """Filled in while an export streams, for the summary line the CLI prints."""
-
-    rows: int = 0
-    bytes: int = 0
-    columns: tuple[str, ...] = field(default=COLUMNS)
 
 
 def _dicts(items: object) -> list[dict[str, Any]]:
@@ -221,16 +212,13 @@ async def export_unpatched(
         policy = await get_active_policy(session)
         hosts = unpatched.unpatched_hosts(session, selection=options.selection(now))
 
-        async def rows() -> AsyncIterator[dict[str, Any]]:
-            async for host in hosts:
-                stats.rows += 1
-                yield record(host, policy, now)
-
-        chunks = (
-            json_chunks(rows())
-            if options.format == "json"
-            else csv_chunks(rows(), header=COLUMNS, cells=csv_cells, excel=options.excel)
-        )
-        async for chunk in chunks:
-            stats.bytes += len(chunk)
+        rows = (record(host, policy, now) async for host in hosts)
+        async for chunk in encoded(
+            rows,
+            format=options.format,
+            header=COLUMNS,
+            cells=csv_cells,
+            excel=options.excel,
+            stats=stats,
+        ):
             yield chunk

@@ -65,7 +65,8 @@ def unpatched(
     Cells a spreadsheet would run as formulas are neutralised. The export streams, so a
     fleet of any size uses little memory.
     """
-    from exporters.csv import ExportError, ExportOptions, ExportStats, export_unpatched
+    from exporters.chunks import ExportStats
+    from exporters.csv import ExportError, ExportOptions, export_unpatched
 
     if fmt not in ("csv", "json"):
         fail(f"--format must be csv or json, not {fmt!r}")
@@ -113,7 +114,8 @@ def access_gaps(
     access (from the active policy). Cells a spreadsheet would run as formulas are neutralised.
     """
     from exporters.access_gaps import GapOptions, export_access_gaps
-    from exporters.csv import ExportError, ExportStats
+    from exporters.chunks import ExportStats
+    from exporters.csv import ExportError
 
     if fmt not in ("csv", "json"):
         fail(f"--format must be csv or json, not {fmt!r}")
