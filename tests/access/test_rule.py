@@ -5,9 +5,9 @@ from __future__ import annotations
 import typing
 
 import pytest
-from inventory.cim_users import COLUMN_KEYS
 
 from config.settings import AccessColumn
+from inventory.cim_users import COLUMN_KEYS
 from policy import PolicyError, default_policy, load_policy_text
 from policy.access import AccessRule
 from policy.access_in_force import rule_in_use
