@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inventory.problems import Problem
+from inventory.problems import Findings, Problem
 from inventory.textfile import read_text
 
 # Each column cmscan reads, with the headers CIM exports and RAs' spreadsheets give it, as
@@ -53,21 +53,13 @@ class UserGrant:
 
 
 @dataclass(slots=True)
-class UsersReport:
+class UsersReport(Findings):
     """What a report held: one grant per (user, organisation), and every problem found."""
 
     grants: list[UserGrant] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     rows: int = 0
     duplicates: int = 0  # rows that added nothing new to their user's grant at that organisation
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "warning"]
 
     @property
     def users(self) -> int:

@@ -39,8 +39,23 @@ class SourcedHost:
     where: str
 
 
+class Findings:
+    """What a file's reader found: `problems`, split by severity."""
+
+    __slots__ = ()
+    problems: list[Problem]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+
 @dataclass(slots=True)
-class Inventory:
+class Inventory(Findings):
     """What a source yielded: valid hosts, problems, and names mentioned by invalid rows.
 
     `mentioned` matters for synchronisation: a host whose row is invalid this time is still
@@ -58,14 +73,6 @@ class Inventory:
         if isinstance(hostname, str):
             with contextlib.suppress(ValueError):
                 self.mentioned.add(normalise_hostname(hostname))
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "warning"]
 
 
 def field_errors(exc: ValidationError) -> list[tuple[str, str]]:

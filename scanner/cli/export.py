@@ -19,17 +19,24 @@ if TYPE_CHECKING:
         ExportFormat,
     )
 
+# Options every export has: where it goes, and in which form.
+OutputOption = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write here instead of standard output.", dir_okay=False),
+]
+ExcelOption = Annotated[
+    bool, typer.Option("--excel", help="Start with a UTF-8 byte order mark for Excel.")
+]
+FormatOption = Annotated[
+    str, typer.Option("--format", help="csv (RFC 4180) or json (one array of objects).")
+]
+
 app = typer.Typer(help="Export lists: machines to fix, users without a code.", no_args_is_help=True)
 
 
 @app.command("unpatched")
 def unpatched(
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output", "-o", help="Write here instead of standard output.", dir_okay=False
-        ),
-    ] = None,
+    output: OutputOption = None,
     ccg: Annotated[str | None, typer.Option("--ccg", help="Only hosts of this CCG.")] = None,
     practice: Annotated[
         str | None, typer.Option("--practice", help="Only hosts of this practice.")
@@ -51,12 +58,8 @@ def unpatched(
             show_default=False,
         ),
     ] = None,
-    excel: Annotated[
-        bool, typer.Option("--excel", help="Start with a UTF-8 byte order mark for Excel.")
-    ] = False,
-    fmt: Annotated[
-        str, typer.Option("--format", help="csv (RFC 4180) or json (one array of objects).")
-    ] = "csv",
+    excel: ExcelOption = False,
+    fmt: FormatOption = "csv",
     config: ConfigOption = None,
     database: DbOption = None,
 ) -> None:
@@ -91,20 +94,11 @@ def unpatched(
 
 @app.command("access-gaps")
 def access_gaps(
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output", "-o", help="Write here instead of standard output.", dir_okay=False
-        ),
-    ] = None,
+    output: OutputOption = None,
     ccg: Annotated[str | None, typer.Option("--ccg", help="Only practices of this CCG.")] = None,
     practice: Annotated[str | None, typer.Option("--practice", help="Only this practice.")] = None,
-    excel: Annotated[
-        bool, typer.Option("--excel", help="Start with a UTF-8 byte order mark for Excel.")
-    ] = False,
-    fmt: Annotated[
-        str, typer.Option("--format", help="csv (RFC 4180) or json (one array of objects).")
-    ] = "csv",
+    excel: ExcelOption = False,
+    fmt: FormatOption = "csv",
     config: ConfigOption = None,
     database: DbOption = None,
 ) -> None:
