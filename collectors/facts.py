@@ -19,7 +19,8 @@ PROBE_MARKER = "cmscan-probe"
 # A real document is a few KiB; anything this large is hostile or broken.
 MAX_OUTPUT_BYTES = 256 * 1024
 
-# Services whose state the probe reports (DOMAIN.md: the smart card stack).
+# Services whose state the probe reports: the Windows smart card stack (resource manager,
+# certificate propagation, device enumeration).
 WATCHED_SERVICES = ("SCardSvr", "CertPropSvc", "ScDeviceEnum")
 
 # Control characters and unpaired UTF-16 surrogates: registry strings may hold them, but

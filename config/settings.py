@@ -121,7 +121,7 @@ class ScheduleSettings(_Section):
 
 
 class LockoutSettings(_Section):
-    """The lockout guard: stop using a credential that keeps failing (DOMAIN.md)."""
+    """The lockout guard: stop using a credential before the domain locks the account."""
 
     max_failures: int = Field(default=3, ge=1, le=100)
     window: Duration = timedelta(minutes=10)

@@ -12,7 +12,7 @@ from inventory.org_codes import is_code
 from inventory.problems import Inventory, Problem, SourcedHost
 from inventory.textfile import read_text
 
-# DOMAIN.md: no header row, 27 columns; these are 1-based column numbers.
+# NHS Digital's epraccur.csv has no header row and 27 columns; these are 1-based column numbers.
 COL_CODE, COL_NAME, COL_GEOGRAPHY, COL_STATUS, COL_COMMISSIONER, COL_SETTING = 1, 2, 4, 13, 15, 26
 MIN_COLUMNS = COL_SETTING
 STATUS_NAMES = {"A": "active", "C": "closed", "D": "dormant", "P": "proposed"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-# DOMAIN.md: practice A81001, PCN U12345, CCG 00K (merged CCGs also got five-character
+# ODS code shapes: practice A81001, PCN U12345, CCG 00K (merged CCGs also got five-character
 # codes such as D2P2L), ICB QHM, NHS England region Y63.
 _SHAPES: dict[str, tuple[re.Pattern[str], str]] = {
     "practice": (re.compile(r"[A-Z][0-9]{5}"), "a letter and 5 digits, e.g. A81001"),
