@@ -44,7 +44,7 @@ def write_report(path: Path, rows: int, *, changed: float = 0.0, seed: int = 11)
             codes = rng.sample(GRANTING, 1) if rng.random() < 0.8 else rng.sample(OTHER, 1)
             codes += rng.sample(OTHER, rng.randint(0, 2))
             if change.random() < changed:
-                codes = rng.sample(OTHER, 1)
+                codes = change.sample(OTHER, 1)
             if rng.random() < 0.05:
                 lines += [f"{user_id};{name};{practice};R8000;{code}" for code in codes]
             else:
