@@ -1,4 +1,4 @@
-"""Benchmark the scanner's CPU cost per WinRM probe (HTTP+NTLM+encryption, and HTTPS).
+"""Benchmark the scanner's CPU cost per WinRM probe (HTTP+NTLM+encryption, and HTTPS), by path.
 
     .venv/bin/python bench/probe_cpu.py                      # 200 probes each, 16 at a time
     .venv/bin/python bench/probe_cpu.py --probes 400 --concurrency 32
@@ -152,14 +152,31 @@ def credentials() -> Any:
     return Credentials(profile="bench", username=USERNAME, auth="ntlm", password=Secret(PASSWORD))
 
 
+PATHS = ("event-loop", "pypsrp")
+
+
+def collector_for(path: str, config: Any) -> Any:
+    """The event-loop collector cmscan uses, or pypsrp in threads (CredSSP and certificates)."""
+    from collectors.winrm import WinRMCollector
+    from collectors.winrm_pypsrp import PypsrpWinRM
+
+    return WinRMCollector(config) if path == "event-loop" else PypsrpWinRM(config)
+
+
 async def measure(
-    listing: dict[str, Any], https: bool, probes: int, concurrency: int
+    listing: dict[str, Any], https: bool, probes: int, concurrency: int, path: str
 ) -> dict[str, Any]:
     from collectors.base import Outcome, Timeouts
-    from collectors.winrm import WinRMCollector, WinRMConfig
+    from collectors.winrm import WinRMConfig
 
     config = WinRMConfig(https=https, ca_file=Path(listing["ca_file"]), max_threads=concurrency)
-    collector = WinRMCollector(config)
+    collector = collector_for(path, config)
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(target: Any) -> Any:
+        async with slots:
+            return await collector.collect(target, creds, timeouts)
+
     hosts = targets(listing, https)
     creds = credentials()
     timeouts = Timeouts(connect=10, operation=30, total=60)
@@ -167,9 +184,7 @@ async def measure(
     for target in hosts[:4]:
         await collector.collect(target, creds, timeouts)
     cpu_before, wall_before = cpu_seconds(), time.perf_counter()
-    results = await asyncio.gather(
-        *(collector.collect(hosts[i % len(hosts)], creds, timeouts) for i in range(probes))
-    )
+    results = await asyncio.gather(*(one(hosts[i % len(hosts)]) for i in range(probes)))
     wall = time.perf_counter() - wall_before
     cpu = cpu_seconds() - cpu_before
     await collector.aclose()
@@ -177,6 +192,7 @@ async def measure(
     failures = sorted({f"{r.outcome}: {r.reason}" for r in results if r.outcome is not Outcome.OK})
     return {
         "mode": "https" if https else "http+ntlm+encryption",
+        "path": path,
         "probes": probes,
         "concurrency": concurrency,
         "ok": ok,
@@ -191,23 +207,25 @@ async def measure(
 
 
 def profile(listing: dict[str, Any], https: bool, probes: int) -> str:
-    """Where the CPU goes over `probes` sequential probes (cProfile sees one thread, so the
-    probes run in this one rather than in the collector's pool)."""
+    """Where the event-loop collector's CPU goes over `probes` sequential probes."""
     from collectors.base import Timeouts
-    from collectors.probe import probe_script
-    from collectors.winrm import WinRMConfig, _Deadline, _probe
+    from collectors.winrm import WinRMCollector, WinRMConfig
 
     config = WinRMConfig(https=https, ca_file=Path(listing["ca_file"]))
     hosts = targets(listing, https)
     creds = credentials()
     timeouts = Timeouts(connect=10, operation=30, total=60)
-    script = probe_script()
-    _probe(config, hosts[0], creds, _Deadline(timeouts), script)  # warm up
     profiler = cProfile.Profile(time.thread_time)  # CPU of this thread, not waiting time
-    profiler.enable()
-    for i in range(probes):
-        _probe(config, hosts[i % len(hosts)], creds, _Deadline(timeouts), script)
-    profiler.disable()
+
+    async def sweep() -> None:
+        collector = WinRMCollector(config)
+        await collector.collect(hosts[0], creds, timeouts)  # warm up
+        profiler.enable()
+        for i in range(probes):
+            await collector.collect(hosts[i % len(hosts)], creds, timeouts)
+        profiler.disable()
+
+    asyncio.run(sweep())
     text = io.StringIO()
     stats = pstats.Stats(profiler, stream=text)
     stats.sort_stats("tottime").print_stats(18)
@@ -260,9 +278,11 @@ def main() -> None:
                 print(f"=== {'https' if https else 'http+ntlm+encryption'}: {args.profile} probes")
                 print(profile(listing, https, args.profile))
             return
+        # The two paths alternate, so both meet the same state of this shared machine.
         runs = [
-            asyncio.run(measure(listing, https, args.probes, args.concurrency))
+            asyncio.run(measure(listing, https, args.probes, args.concurrency, path))
             for https in (False, True)
+            for path in PATHS
         ]
     finally:
         left = stop_hosts(server)

@@ -1,98 +1,74 @@
-"""The WinRM collector: runs the probe in a PowerShell runspace pool over WS-Management (pypsrp).
+"""The WinRM collector: the probe in a PowerShell runspace pool over WS-Management, no threads.
 
-pypsrp blocks, so each probe runs in a worker thread of a bounded pool; the event loop only
-waits. Every HTTP request a probe makes is bounded by what is left of its deadline, so a
-host that accepts and never answers releases its thread soon after the deadline too.
+Everything runs on the event loop: psrpcore keeps the PSRP state, httpcore carries one
+authenticated connection per probe, pyspnego does NTLM/Kerberos and message sealing.
+CredSSP and certificate authentication still go through pypsrp in worker threads
+(`collectors.winrm_pypsrp`), because this path does not speak them yet.
 
 Exceptions become outcomes in one place, `_translate`:
 
-    _ConnectTimeoutError, refused, no route,
-             name not found, or a connection the
-             host drops before it ever answered .... unreachable
-    _ReadTimeoutError, _DeadlineExceededError,
-             _OperationTimeoutError ................ timeout
-    pypsrp AuthenticationError, spnego errors ...... auth_failed
-    pypsrp WSManFaultError (quota, access denied),
-             WinRMTransportError, WinRMError,
-             TLS failures, later resets, bad XML ... protocol_error
-    _ProbeFailedError (PowerShell error, bad or
+    connect refused or timed out, no route, name
+             not found, TLS cut before any answer, a
+             connection dropped before it answered .. unreachable
+    the deadline (TimeoutError),
+             OperationTimeoutError ................. timeout
+    AuthRejectedError, spnego errors ............... auth_failed
+    WSManFaultError (quota, access denied), HTTP
+             statuses, TLS refusals, later breaks,
+             bad envelopes or sealing, PSRP errors .. protocol_error
+    ScriptFailedError (PowerShell error, bad or
              oversized output) ..................... probe_error
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
-import errno
-import importlib.util
 import logging
 import ssl
-import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from xml.etree.ElementTree import ParseError
 
-import requests
-import requests.adapters
+import httpcore
+import psrpcore
 import spnego.exceptions
-import urllib3.exceptions
-from pypsrp.complex_objects import PSInvocationState
-from pypsrp.exceptions import (
-    AuthenticationError,
-    WinRMError,
-    WinRMTransportError,
-    WSManFaultError,
-)
-from pypsrp.powershell import PowerShell, RunspacePool
-from pypsrp.wsman import WSMan
 
 from collectors.base import Outcome, ScanResult, Target, Timeouts
 from collectors.credentials import Credentials
-from collectors.facts import MAX_OUTPUT_BYTES, Facts, ProbeOutputError, parse_probe_output
+from collectors.facts import Facts, ProbeOutputError, parse_probe_output
+from collectors.failures import causes, certificate_problem, dropped, root_cause, short
 from collectors.probe import probe_script
+from collectors.psrp_run import (
+    Limits,
+    OperationTimeoutError,
+    PoolBrokenError,
+    ScriptFailedError,
+    ScriptRun,
+    parameters_for,
+)
+from collectors.winrm_config import NAME, NAME_HTTPS, WinRMConfig
+from collectors.winrm_pypsrp import PypsrpWinRM
+from collectors.wsman_envelopes import EnvelopeError, WSManFaultError
+from collectors.wsman_http import (
+    SESSION_AUTH,
+    AuthRejectedError,
+    Endpoint,
+    HTTPStatusError,
+    Login,
+    ReplyTooLargeError,
+    WSManConnection,
+)
+from collectors.wsman_sealing import SealingError
 
-NAME = "winrm"
-NAME_HTTPS = "winrm-https"
+__all__ = ["NAME", "NAME_HTTPS", "WinRMCollector", "WinRMConfig"]
 
 log = logging.getLogger(__name__)
 
-# WS-Management's "operation timed out, poll again" fault: a Receive with nothing to say yet.
-_WSMAN_OPERATION_TIMEOUT = 2150858793
-# Longest single Receive poll; the host answers sooner when the script finishes.
-_POLL_S = 20
+# Authentication only pypsrp speaks here.
+_PYPSRP_AUTH = ("credssp", "certificate")
 
 
-@dataclass(frozen=True, slots=True)
-class WinRMConfig:
-    """How the WinRM collector connects: HTTP with message encryption, or HTTPS."""
-
-    https: bool = False
-    ca_file: Path | None = None  # None: the system trust store
-    verify_tls: bool = True
-    max_threads: int = 256
-    max_output_bytes: int = MAX_OUTPUT_BYTES
-    path: str = "wsman"
-    # After a failure or the deadline, how long closing the runspace pool may take, so
-    # no shell is left behind on a host that is merely slow.
-    cleanup_grace_s: float = 5.0
-    # A shell that could not be closed is ended by the host itself after this long.
-    idle_timeout_s: int = 600
-
-    def __post_init__(self) -> None:
-        if self.max_threads < 1:
-            raise ValueError("winrm.max_threads must be at least 1")
-        if self.max_output_bytes <= 0:
-            raise ValueError("max_output_bytes must be positive")
-        if self.cleanup_grace_s < 0:
-            raise ValueError("cleanup_grace_s must not be negative")
-
-    @property
-    def transport(self) -> str:
-        return NAME_HTTPS if self.https else NAME
+class _ConfigurationError(Exception):
+    """The profile cannot be used over this transport; the message says why."""
 
 
 class WinRMCollector:
@@ -102,60 +78,31 @@ class WinRMCollector:
         self.config = config or WinRMConfig()
         self.name = self.config.transport
         self._script = script
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._slots: asyncio.Semaphore | None = None
-
-    async def open(self) -> None:
-        """Start the worker threads' pool; called by the first probe if not before."""
-        if self._executor is not None:
-            return
-        if self.config.https and not self.config.verify_tls:
-            log.warning(
-                "WinRM over HTTPS WITHOUT certificate verification (winrm.verify_tls = false):"
-                " anyone on the path can impersonate hosts and read the probe's credentials"
-            )
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.config.max_threads, thread_name_prefix=f"cmscan-{self.name}"
+        self._tls: ssl.SSLContext | None = None
+        self._warned = False
+        self._pypsrp: PypsrpWinRM | None = None
+        self._limits = Limits(
+            max_output_bytes=self.config.max_output_bytes,
+            operation_s=0.0,
+            idle_timeout_s=self.config.idle_timeout_s,
         )
-        # Admission is counted here, not by the executor's queue, so a probe's deadline
-        # starts when a thread is free for it and a waiting probe never times out unseen.
-        self._slots = asyncio.Semaphore(self.config.max_threads)
-
-    async def aclose(self) -> None:
-        """Stop the worker threads; probes still running end at their own deadlines."""
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
 
     async def collect(
         self, target: Target, credentials: Credentials, timeouts: Timeouts
     ) -> ScanResult:
-        await self.open()
-        assert self._executor is not None
-        assert self._slots is not None
-        # Held locally: aclose() may run while this probe waits for a slot.
-        executor, slots = self._executor, self._slots
-        await slots.acquire()
+        if credentials.auth in _PYPSRP_AUTH:
+            if self._pypsrp is None:
+                self._pypsrp = PypsrpWinRM(self.config, script=self._script)
+            return await self._pypsrp.collect(target, credentials, timeouts)
         started = time.monotonic()
-        deadline = _Deadline(timeouts)
-        loop = asyncio.get_running_loop()
+        connection: WSManConnection | None = None
         try:
-            future = executor.submit(
-                _probe, self.config, target, credentials, deadline, self._script or probe_script()
-            )
-        except BaseException:
-            slots.release()
-            raise
-        future.add_done_callback(lambda _: _release_from_thread(loop, slots))
-        try:
+            connection = self._connection(target, credentials, timeouts)
             async with asyncio.timeout(timeouts.total):
-                output = await asyncio.wrap_future(future)
+                output = await self._probe(connection, target, timeouts)
             facts = _parse(output)
         except Exception as exc:  # every failure becomes an outcome; CancelledError passes
-            deadline.expire()
-            outcome, reason = _translate(
-                exc, target, timeouts, credentials.profile, answered=deadline.answered
-            )
+            outcome, reason = _translate(exc, target, timeouts, credentials.profile, connection)
             log.debug("%s probe of %s: %s (%s)", self.name, target.hostname, outcome, reason)
             return ScanResult(
                 outcome=outcome,
@@ -163,9 +110,9 @@ class WinRMCollector:
                 duration_s=time.monotonic() - started,
                 reason=reason,
             )
-        except BaseException:
-            deadline.expire()  # cancelled: the worker stops at its next request
-            raise
+        finally:
+            if connection is not None:
+                await connection.aclose()
         return ScanResult(
             outcome=Outcome.OK,
             transport=self.name,
@@ -173,343 +120,152 @@ class WinRMCollector:
             facts=facts,
         )
 
+    async def aclose(self) -> None:
+        """Stop pypsrp's worker threads, if any probe needed them."""
+        if self._pypsrp is not None:
+            await self._pypsrp.aclose()
 
-def _release_from_thread(loop: asyncio.AbstractEventLoop, slots: asyncio.Semaphore) -> None:
-    # The slot frees when the worker really finishes, not when the caller gave up on it.
-    with contextlib.suppress(RuntimeError):  # a closed loop has nobody waiting for the slot
-        loop.call_soon_threadsafe(slots.release)
-
-
-class _Deadline:
-    """The end of one probe, shared by its worker thread and the event loop."""
-
-    def __init__(self, timeouts: Timeouts) -> None:
-        self.timeouts = timeouts
-        self._lock = threading.Lock()
-        self._end = time.monotonic() + timeouts.total
-        self._expired = False
-        # Whether the host has answered any request: a connection it drops before its first
-        # answer is a refusal (nothing usable listens), one dropped later a broken exchange.
-        self.answered = False
-
-    def remaining(self) -> float:
-        with self._lock:
-            return self._end - time.monotonic()
-
-    def expire(self) -> None:
-        """The caller has stopped waiting: refuse every further request."""
-        with self._lock:
-            self._expired = True
-            self._end = min(self._end, time.monotonic())
-
-    def allow_cleanup(self, grace: float) -> None:
-        """Give closing the pool a little time of its own, unless the caller gave up."""
-        with self._lock:
-            if not self._expired:
-                self._end = max(self._end, time.monotonic() + grace)
-
-
-class _DeadlineExceededError(Exception):
-    """A request would start after the probe's deadline."""
-
-
-class _ConnectTimeoutError(Exception):
-    """The TCP connection was not established within the connect timeout."""
-
-
-class _ReadTimeoutError(Exception):
-    """The host took longer to answer a request than the probe had left."""
-
-
-class _OperationTimeoutError(Exception):
-    """The probe ran longer than the operation timeout."""
-
-
-class _ProbeFailedError(Exception):
-    """The probe ran but gave nothing usable; the message is the short reason."""
-
-
-class _ConfigurationError(Exception):
-    """The profile cannot be used over this transport; the message says why."""
-
-
-class _DeadlineAdapter(requests.adapters.BaseAdapter):
-    """Bounds every request (including authentication legs) by the probe's remaining time."""
-
-    def __init__(self, inner: requests.adapters.BaseAdapter, deadline: _Deadline) -> None:
-        super().__init__()
-        self._inner = inner
-        self._deadline = deadline
-
-    def send(
-        self,
-        request: requests.PreparedRequest,
-        stream: bool = False,
-        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
-        verify: bool | str = True,
-        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
-        proxies: Mapping[str, str] | None = None,
-    ) -> requests.Response:
-        remaining = self._deadline.remaining()
-        if remaining <= 0:
-            raise _DeadlineExceededError
-        connect = min(self._deadline.timeouts.connect, remaining)
-        read = remaining
-        if isinstance(timeout, tuple) and timeout[1] is not None:
-            read = min(timeout[1], remaining)
-        elif isinstance(timeout, int | float):
-            read = min(timeout, remaining)
+    async def _probe(self, connection: WSManConnection, target: Target, timeouts: Timeouts) -> str:
+        limits = Limits(
+            max_output_bytes=self._limits.max_output_bytes,
+            operation_s=timeouts.operation,
+            idle_timeout_s=self._limits.idle_timeout_s,
+        )
+        run = ScriptRun(connection, limits)
         try:
-            response = self._inner.send(request, stream, (connect, read), verify, cert, proxies)
-        except requests.exceptions.ConnectTimeout as exc:
-            # Re-raised as our own: pypsrp would log each timeout as an error with a
-            # traceback and retry it, which a deadline has no time for.
-            raise _ConnectTimeoutError from exc
-        except requests.exceptions.ReadTimeout as exc:
-            raise _ReadTimeoutError from exc
-        self._deadline.answered = True
-        # Authentication handlers resend through response.connection: keep them bounded too.
-        setattr(response, "connection", self)  # noqa: B010 - requests types it HTTPAdapter
-        return response
+            output = await run.run(self._script or probe_script(), parameters_for(target.patterns))
+        except TimeoutError:
+            raise  # the deadline: no time left to ask the host for anything
+        except Exception:
+            await self._clean_up(run, target)
+            raise
+        await self._clean_up(run, target)
+        return output
 
-    def close(self) -> None:
-        self._inner.close()
+    async def _clean_up(self, run: ScriptRun, target: Target) -> None:
+        # Closing gets time of its own, so a merely slow host is not left with the shell;
+        # its idle timeout ends a shell that still could not be closed.
+        try:
+            async with asyncio.timeout(self.config.cleanup_grace_s):
+                await run.close()
+        except Exception as exc:  # the probe's own outcome matters more than the clean-up's
+            log.debug("could not close the runspace pool on %s: %s", target.hostname, exc)
 
+    def _connection(
+        self, target: Target, credentials: Credentials, timeouts: Timeouts
+    ) -> WSManConnection:
+        auth = credentials.auth
+        if auth == "basic" and not self.config.https:
+            # Basic over plain HTTP would send the password readable to anyone on the path.
+            raise _ConfigurationError("basic authentication is only allowed over winrm-https")
+        if auth not in (*SESSION_AUTH, "basic"):
+            raise _ConfigurationError(f"authentication {auth!r} is not supported over WinRM")
+        endpoint = Endpoint(
+            dial=target.dial,
+            port=target.port,
+            hostname=target.hostname,
+            path=self.config.path,
+            tls=self._tls_context() if self.config.https else None,
+        )
+        password = credentials.password.reveal() if credentials.password else None
+        return WSManConnection(
+            endpoint,
+            Login(auth=auth, username=credentials.username, password=password),
+            connect_timeout=min(timeouts.connect, timeouts.total),
+            max_reply_bytes=2 * self._limits.max_envelope_size,
+        )
 
-def _auth_options(config: WinRMConfig, credentials: Credentials) -> dict[str, Any]:
-    auth = credentials.auth
-    options: dict[str, Any] = {"auth": auth}
-    if auth == "certificate":
-        if not config.https:
-            raise _ConfigurationError("certificate authentication needs winrm-https")
-        options["certificate_pem"] = str(credentials.client_cert_file)
-        options["certificate_key_pem"] = str(credentials.client_key_file)
-        return options
-    if auth == "basic" and not config.https:
-        # Basic over plain HTTP would send the password readable to anyone on the path.
-        raise _ConfigurationError("basic authentication is only allowed over winrm-https")
-    if auth == "credssp" and importlib.util.find_spec("requests_credssp") is None:
-        raise _ConfigurationError("credssp authentication needs the requests-credssp package")
-    options["username"] = credentials.username
-    options["password"] = credentials.password.reveal() if credentials.password else None
-    return options
-
-
-def _spn_options(target: Target, credentials: Credentials) -> dict[str, Any]:
-    if target.address and credentials.auth in ("negotiate", "kerberos"):
-        # Kerberos asks for a ticket to WSMAN/<name>; an address has no such principal.
-        return {"negotiate_hostname_override": target.hostname}
-    return {}
-
-
-def _connection(
-    config: WinRMConfig, target: Target, credentials: Credentials, deadline: _Deadline
-) -> WSMan:
-    timeouts = deadline.timeouts
-    verify: bool | str = config.verify_tls
-    if config.https and config.verify_tls and config.ca_file is not None:
-        verify = str(config.ca_file)
-    options: dict[str, Any] = {
-        "port": target.port,
-        "ssl": config.https,
-        "path": config.path,
-        # Over HTTP every message is encrypted with the session key (NTLM/Kerberos/CredSSP);
-        # over HTTPS, TLS already is.
-        "encryption": "auto" if config.https else "always",
-        "cert_validation": verify if config.https else False,
-        "operation_timeout": _POLL_S,
-        "connection_timeout": max(1, round(timeouts.connect)),
-        "read_timeout": max(1, round(timeouts.total)),
-        "reconnection_retries": 0,
-        "reconnection_backoff": 0.0,
-        # WinRM goes straight to the host: a proxy meant for web traffic must not see it.
-        "no_proxy": True,
-        **_auth_options(config, credentials),
-        **_spn_options(target, credentials),
-    }
-    wsman = WSMan(target.dial, **options)
-    # pypsrp builds its requests session lazily; build it now to bound every adapter.
-    session = wsman.transport._build_session()
-    # The environment's proxy settings are already ignored (no_proxy); with trust_env on,
-    # requests would still scan os.environ on every request, a third of a probe's CPU.
-    session.trust_env = False
-    for prefix, adapter in list(session.adapters.items()):
-        if config.https and target.address and isinstance(adapter, requests.adapters.HTTPAdapter):
-            # Dialling an address still checks the certificate (and sends SNI) for the name.
-            adapter.poolmanager.connection_pool_kw["server_hostname"] = target.hostname
-        session.mount(prefix, _DeadlineAdapter(adapter, deadline))
-    wsman.transport.session = session
-    return wsman
+    def _tls_context(self) -> ssl.SSLContext:
+        """One TLS context per collector: building one costs more than a whole probe."""
+        if self._tls is None:
+            self._tls = _tls_context(self.config.ca_file, self.config.verify_tls)
+            if not self.config.verify_tls and not self._warned:
+                self._warned = True
+                log.warning(
+                    "WinRM over HTTPS WITHOUT certificate verification (winrm.verify_tls ="
+                    " false): anyone on the path can impersonate hosts and read the probe's"
+                    " credentials"
+                )
+        return self._tls
 
 
-def _probe(
-    config: WinRMConfig,
-    target: Target,
-    credentials: Credentials,
-    deadline: _Deadline,
-    script: str,
-) -> str:
-    """Open a runspace pool, run the probe, close the pool: blocking, in a worker thread."""
-    wsman = _connection(config, target, credentials, deadline)
-    pool = RunspacePool(wsman, idle_timeout=config.idle_timeout_s)
-    try:
-        pool.open()
-        shell = PowerShell(pool)
-        shell.add_script(script).add_parameter("Patterns", list(target.patterns))
-        shell.begin_invoke()
-        operation_end = time.monotonic() + deadline.timeouts.operation
-        size = 0
-        seen = 0
-        while shell.state == PSInvocationState.RUNNING:
-            left = min(operation_end - time.monotonic(), deadline.remaining())
-            if left <= 0:
-                raise _OperationTimeoutError
-            try:
-                shell.poll_invoke(timeout=max(1, min(_POLL_S, int(left))))
-            except WSManFaultError as exc:
-                if exc.code != _WSMAN_OPERATION_TIMEOUT:
-                    raise
-            for item in shell.output[seen:]:
-                size += len(str(item).encode("utf-8", "surrogatepass"))
-            seen = len(shell.output)
-            if size > config.max_output_bytes:
-                raise _ProbeFailedError(f"output exceeds the {config.max_output_bytes} byte limit")
-        if shell.had_errors or shell.state == PSInvocationState.FAILED:
-            raise _ProbeFailedError(f"probe failed: {_error_message(shell)}")
-        return "\n".join(str(item) for item in shell.output)
-    finally:
-        deadline.allow_cleanup(config.cleanup_grace_s)
-        _close_quietly(pool, target)
-        wsman.close()
-
-
-def _close_quietly(pool: RunspacePool, target: Target) -> None:
-    try:
-        pool.close()
-    except Exception as exc:  # the probe's own outcome matters more than the clean-up's
-        log.debug("could not close the runspace pool on %s: %s", target.hostname, exc)
-
-
-def _error_message(shell: PowerShell) -> str:
-    for record in shell.streams.error:
-        for text in (_record_text(record), getattr(record, "message", None)):
-            if text:
-                return str(text)
-    return "PowerShell reported an error without a message"
-
-
-def _record_text(record: object) -> str:
-    try:
-        return str(record)
-    except Exception:  # a record the deserialiser could not fill in
-        return ""
+def _tls_context(ca_file: Path | None, verify: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _parse(output: str) -> Facts:
     try:
         return parse_probe_output(output)
     except ProbeOutputError as exc:
-        raise _ProbeFailedError(exc.reason) from exc
+        raise ScriptFailedError(exc.reason) from exc
 
 
 def _translate(
-    exc: BaseException, target: Target, timeouts: Timeouts, profile: str, *, answered: bool
+    exc: BaseException,
+    target: Target,
+    timeouts: Timeouts,
+    profile: str,
+    connection: WSManConnection | None,
 ) -> tuple[Outcome, str]:
     """The one place where a failure becomes an outcome with a short reason."""
     where = f"{target.dial}:{target.port}"
-    if isinstance(exc, _ProbeFailedError):
-        return Outcome.PROBE_ERROR, _short(str(exc))
+    answered = connection is not None and connection.answered
+    connected = connection is not None and connection.connected
+    if isinstance(exc, ScriptFailedError):
+        return Outcome.PROBE_ERROR, short(str(exc))
     if isinstance(exc, _ConfigurationError):
         return Outcome.PROTOCOL_ERROR, str(exc)
-    if isinstance(exc, TimeoutError | _DeadlineExceededError | _ReadTimeoutError):
+    if isinstance(exc, TimeoutError | httpcore.ReadTimeout | httpcore.WriteTimeout):
         if not answered:
             return Outcome.TIMEOUT, f"{where} accepted the connection but never answered"
         return Outcome.TIMEOUT, f"no complete answer within {timeouts.total:g}s"
-    if isinstance(exc, _OperationTimeoutError):
+    if isinstance(exc, OperationTimeoutError):
         return Outcome.TIMEOUT, f"the probe did not finish within {timeouts.operation:g}s"
-    if isinstance(exc, AuthenticationError):
+    if isinstance(exc, AuthRejectedError):
         return Outcome.AUTH_FAILED, f"{where} refused the credentials of profile {profile!r}"
     if isinstance(exc, spnego.exceptions.SpnegoError):
-        return Outcome.AUTH_FAILED, _short(f"authentication with profile {profile!r}: {exc}")
+        return Outcome.AUTH_FAILED, short(f"authentication with profile {profile!r}: {exc}")
     if isinstance(exc, WSManFaultError):
-        detail = exc.reason or exc.provider_fault or "no details"
-        return Outcome.PROTOCOL_ERROR, _short(f"WS-Management fault {exc.code}: {detail}")
-    if isinstance(exc, WinRMTransportError):
-        return Outcome.PROTOCOL_ERROR, f"HTTP {exc.code} from {where}"
-    if isinstance(exc, requests.exceptions.SSLError):
-        if not answered and _dropped(exc):
-            return Outcome.UNREACHABLE, _short(f"cannot connect to {where}: {_root_cause(exc)}")
-        return Outcome.PROTOCOL_ERROR, _short(f"TLS with {where}: {_tls_detail(exc)}")
-    if isinstance(exc, _ConnectTimeoutError):
+        return Outcome.PROTOCOL_ERROR, short(f"WS-Management fault {exc.code}: {exc.reason}")
+    if isinstance(exc, HTTPStatusError):
+        return Outcome.PROTOCOL_ERROR, f"HTTP {exc.status} from {where}"
+    if isinstance(exc, httpcore.ConnectTimeout):
+        if connected:  # TCP connected, TLS never finished
+            return Outcome.TIMEOUT, f"{where} accepted the connection but never answered"
         return Outcome.UNREACHABLE, f"connect to {where} timed out"
+    if isinstance(exc, httpcore.ConnectError):
+        problem = certificate_problem(exc)
+        if problem is not None:
+            return Outcome.PROTOCOL_ERROR, short(f"TLS with {where}: {problem}")
+        if _tls_refused(exc) and not dropped(exc):
+            return Outcome.PROTOCOL_ERROR, short(f"TLS with {where}: {root_cause(exc)}")
+        return Outcome.UNREACHABLE, short(f"cannot connect to {where}: {_reason(exc)}")
+    if isinstance(exc, httpcore.NetworkError | httpcore.RemoteProtocolError):
+        if not answered:
+            return Outcome.UNREACHABLE, short(f"cannot connect to {where}: {_reason(exc)}")
+        return Outcome.PROTOCOL_ERROR, short(f"connection to {where} broke: {_reason(exc)}")
     if isinstance(
-        exc, requests.exceptions.ConnectionError | requests.exceptions.ChunkedEncodingError
+        exc,
+        EnvelopeError | SealingError | ReplyTooLargeError | PoolBrokenError,
     ):
-        if not answered or _never_connected(exc):
-            return Outcome.UNREACHABLE, _short(f"cannot connect to {where}: {_root_cause(exc)}")
-        return Outcome.PROTOCOL_ERROR, _short(f"connection to {where} broke: {_root_cause(exc)}")
-    if isinstance(exc, WinRMError | ParseError | requests.exceptions.RequestException):
-        return Outcome.PROTOCOL_ERROR, _short(f"{type(exc).__name__}: {exc}")
+        return Outcome.PROTOCOL_ERROR, short(f"{where}: {exc}")
+    if isinstance(exc, psrpcore.PSRPCoreError):
+        return Outcome.PROTOCOL_ERROR, short(f"{where} sent PowerShell data that cannot be read")
     log.warning("unexpected %s while probing %s over WinRM", type(exc).__name__, target.hostname)
-    return Outcome.PROTOCOL_ERROR, _short(f"{type(exc).__name__}: {exc}")
+    return Outcome.PROTOCOL_ERROR, short(f"{type(exc).__name__}: {exc}")
 
 
-def _causes(exc: BaseException) -> list[BaseException]:
-    """The exception, what it wraps (urllib3 keeps it in args and .reason), and its causes."""
-    seen: list[BaseException] = []
-    stack: list[BaseException] = [exc]
-    while stack and len(seen) < 20:
-        current = stack.pop()
-        if any(current is s for s in seen):
-            continue
-        seen.append(current)
-        for linked in (
-            getattr(current, "reason", None),
-            current.__cause__,
-            current.__context__,
-            *current.args,
-        ):
-            if isinstance(linked, BaseException):
-                stack.append(linked)
-    return seen
+def _tls_refused(exc: BaseException) -> bool:
+    return any(isinstance(cause, ssl.SSLError) for cause in causes(exc))
 
 
-_NEVER_CONNECTED = (
-    urllib3.exceptions.NewConnectionError,  # refused, no route (NameResolutionError is one)
-    ConnectionRefusedError,
-)
-
-
-def _dropped(exc: BaseException) -> bool:
-    """Whether the connection was cut (reset, EOF), rather than refused by TLS itself."""
-    return any(
-        isinstance(cause, ConnectionError | ssl.SSLEOFError)
-        or (isinstance(cause, OSError) and cause.errno == errno.ENOTCONN)
-        for cause in _causes(exc)
-    )
-
-
-def _never_connected(exc: BaseException) -> bool:
-    return any(isinstance(cause, _NEVER_CONNECTED) for cause in _causes(exc))
-
-
-def _root_cause(exc: BaseException) -> str:
-    for cause in reversed(_causes(exc)):
-        if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror
-    causes = _causes(exc)
-    return type(causes[-1]).__name__
-
-
-def _tls_detail(exc: BaseException) -> str:
-    for cause in _causes(exc):
-        verify_message = getattr(cause, "verify_message", None)
-        if verify_message:
-            return f"certificate verify failed: {verify_message}"
-    return _root_cause(exc) if _causes(exc) else "handshake failed"
-
-
-def _short(text: str, limit: int = 200) -> str:
-    # Only printable characters on one line: a hostile host chooses these bytes.
-    cleaned = " ".join("".join(c if c.isprintable() else " " for c in text).split())
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+def _reason(exc: BaseException) -> str:
+    # httpcore's own message (e.g. "[Errno 111] Connection refused") once the chain has none.
+    cause = root_cause(exc)
+    if cause in ("ConnectError", "ReadError", "WriteError", "RemoteProtocolError"):
+        return str(exc) or cause
+    return cause

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from simulator.fleet_thread import FleetThread
 from store import db
-from store.model import HostState, RescanRequest, utcnow
+from store.model import HostState, RescanRequest, ScannerInstance, utcnow
 from store.rescans import Selector, request_rescan
 from tests.daemon.faults_report import note_fault
 from tests.daemon.harness import (
@@ -164,7 +164,12 @@ def test_a_rescan_whose_daemon_dies_is_finished_by_another(
                 postgres_url,
                 sa.select(HostState.lease_owner).where(HostState.rescan_request_id.is_not(None)),
             )
-            holder = one if row.lease_owner == instance_of(postgres_url, one.process.pid) else two
+            # The other daemon may not have registered yet: only the holder surely has.
+            (owner,) = query(
+                postgres_url,
+                sa.select(ScannerInstance.pid).where(ScannerInstance.id == row.lease_owner),
+            )
+            holder = one if owner.pid == one.process.pid else two
             holder.kill()
             killed = time.monotonic()
             output = waiting.communicate(timeout=60)[0]
