@@ -65,7 +65,7 @@ class Tool:
 TOOLS = {
     t.name: t
     for t in (
-        Tool("cmscan-winrm", "cmscan scan, WinRM (pypsrp)", "winrm", 8, 90.0),
+        Tool("cmscan-winrm", "cmscan scan, WinRM (event loop)", "winrm", 7, 90.0),
         Tool(
             "pywinrm",
             "pywinrm thread pool",
