@@ -73,6 +73,7 @@ class WinRMSettings(_Section):
 
     ca_file: Path | None = None
     verify_tls: bool = True
+    # Worker threads for pypsrp, which serves only CredSSP and certificate authentication.
     max_threads: int = Field(default=256, ge=1, le=4096)
 
 
