@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collectors.base import Collector
-    from collectors.ssh import HostKeyStore, SSHConfig
-    from collectors.winrm import WinRMConfig
+    from collectors.ssh_config import HostKeyStore, SSHConfig
+    from collectors.winrm_config import WinRMConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,8 @@ class CollectorOptions:
 
 
 def _winrm(options: CollectorOptions, *, https: bool) -> Collector:
-    from collectors.winrm import WinRMCollector, WinRMConfig
+    from collectors.winrm import WinRMCollector
+    from collectors.winrm_config import WinRMConfig
 
     return WinRMCollector(replace(options.winrm or WinRMConfig(), https=https))
 

@@ -28,14 +28,16 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
 
 import asyncssh
 
 from collectors.base import Outcome, ScanResult, Target, Timeouts
 from collectors.credentials import Credentials, Secret
-from collectors.facts import MAX_OUTPUT_BYTES, Facts, ProbeOutputError, parse_probe_output
-from collectors.probe import SSH_COMMAND, probe_script, stdin_invocation
+from collectors.facts import Facts, ProbeOutputError, parse_probe_output
+from collectors.probe import probe_script, stdin_invocation
+from collectors.ssh_config import HostKeyStore, PinnedKey, SSHConfig
+
+__all__ = ["NAME", "HostKeyStore", "PinnedKey", "SSHCollector", "SSHConfig"]
 
 NAME = "ssh"
 
@@ -45,52 +47,6 @@ log = logging.getLogger(__name__)
 # blocks on a full channel window.
 _STDERR_KEEP = 4096
 _CLOSE_GRACE_S = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class SSHConfig:
-    """How the SSH collector verifies hosts and bounds what it reads."""
-
-    host_key_policy: Literal["known_hosts", "tofu"] = "known_hosts"
-    known_hosts: Path | None = Path("~/.ssh/known_hosts")
-    command: str = SSH_COMMAND
-    max_output_bytes: int = MAX_OUTPUT_BYTES
-
-    def __post_init__(self) -> None:
-        if self.host_key_policy == "known_hosts" and self.known_hosts is None:
-            raise ValueError('ssh.host_key_policy = "known_hosts" needs ssh.known_hosts')
-        if self.max_output_bytes <= 0:
-            raise ValueError("max_output_bytes must be positive")
-
-
-@dataclass(frozen=True, slots=True)
-class PinnedKey:
-    """An SSH host key as pinned: its algorithm, SHA256 fingerprint and OpenSSH public form."""
-
-    key_type: str
-    fingerprint: str  # SHA256:..., as ssh-keygen -l prints it
-    public_key: str  # "ssh-ed25519 AAAA..."
-
-    @classmethod
-    def of(cls, key: asyncssh.SSHKey) -> PinnedKey:
-        public = key.export_public_key("openssh").decode("ascii").split()
-        return cls(
-            key_type=key.get_algorithm(),
-            fingerprint=key.get_fingerprint("sha256"),
-            public_key=" ".join(public[:2]),
-        )
-
-
-class HostKeyStore(Protocol):
-    """Where host keys pinned on first use are kept (store.host_keys implements it)."""
-
-    async def get(self, host: str, port: int) -> PinnedKey | None:
-        """The key pinned for host:port, or None before first use."""
-        ...
-
-    async def pin(self, host: str, port: int, key: PinnedKey) -> PinnedKey:
-        """Pin `key` unless a key is already pinned; return the key pinned now (either one)."""
-        ...
 
 
 class SSHCollector:
@@ -158,6 +114,7 @@ class SSHCollector:
     ) -> tuple[Facts, dict[str, str]]:
         options = await self._connect_options(target, credentials, timeouts, state)
         connection = await asyncssh.connect(target.dial, target.port, **options)
+        target.authenticated()  # connect returns once the login has been accepted
         try:
             if state.pin_after_login is not None:
                 await self._pin(target, state)

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 from collectors import REGISTRY, CollectorOptions
 from collectors.base import Collector
-from collectors.ssh import SSHConfig
-from collectors.winrm import WinRMConfig
+from collectors.ssh_config import SSHConfig
+from collectors.winrm_config import WinRMConfig
 from config.settings import Settings
 from store.db import Database
 from store.host_keys import DatabaseHostKeys

@@ -97,8 +97,8 @@ def build_app(context: HttpContext) -> FastAPI:
             revision = await asyncio.to_thread(db.current_revision, context.database.url)
         except db.DatabaseError as exc:
             return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
-        if revision != db.head_revision():
-            reason = f"schema at {revision}, expected {db.head_revision()}: run cmscan db upgrade"
+        if revision != db.HEAD_REVISION:
+            reason = f"schema at {revision}, expected {db.HEAD_REVISION}: run cmscan db upgrade"
             return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
         return JSONResponse({"status": "ready"})
 

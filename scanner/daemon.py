@@ -7,10 +7,9 @@ import contextlib
 import fcntl
 import logging
 import os
-import signal
 import socket
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import IO
@@ -282,24 +281,3 @@ class Daemon:
             except (psycopg.Error, OSError):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
-
-
-@contextlib.asynccontextmanager
-async def signals_stop(stop: asyncio.Event) -> AsyncIterator[None]:
-    """SIGTERM and SIGINT set `stop`; a second one exits at once."""
-    loop = asyncio.get_running_loop()
-
-    def handle(signum: int) -> None:
-        if stop.is_set():
-            log.warning("second %s: exiting now", signal.Signals(signum).name)
-            os._exit(130)
-        log.info("%s received: finishing in-flight probes", signal.Signals(signum).name)
-        stop.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, handle, signum)
-    try:
-        yield
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)

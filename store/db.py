@@ -6,13 +6,9 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -22,6 +18,14 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# The newest migration's revision. Every command opens the database through `upgrade`, and
+# comparing with this constant spares it loading Alembic and the migration scripts when the
+# schema is current; a test holds it equal to the scripts' head.
+HEAD_REVISION = "0003"
 
 # How long a SQLite writer waits for another (the CLI importing while the daemon writes).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -186,6 +190,8 @@ class Database:
 
 
 def _alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", "store:migrations")
     # Alembic's ini-style options interpolate '%'; escape it so URL-encoded passwords survive.
@@ -196,7 +202,16 @@ def _alembic_config(url: str) -> Config:
 
 
 def head_revision() -> str | None:
+    """The newest revision as the migration scripts say (slow: loads every script)."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config("sqlite://")).get_current_head()
+
+
+def _stored_revision(connection: sa.Connection) -> str | None:
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def _sync_engine(url: str) -> sa.engine.Engine:
@@ -218,8 +233,13 @@ def upgrade(url: str) -> None:
     engine = _sync_engine(url)
     try:
         with engine.connect() as connection:
+            if _stored_revision(connection) == HEAD_REVISION:
+                return
+            connection.rollback()  # the lock below must be the transaction's first act
             if not is_sqlite(url):
                 connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+            from alembic import command
+
             config = _alembic_config(url)
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
@@ -235,7 +255,7 @@ def current_revision(url: str) -> str | None:
     engine = _sync_engine(url)
     try:
         with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            return _stored_revision(connection)
     except (OperationalError, DBAPIError) as exc:
         raise _failure(exc, url) from exc
     finally:

@@ -7,7 +7,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from collectors.ssh import PinnedKey
+from collectors.ssh_config import PinnedKey
 from store.db import Database
 from store.model import SSHHostKey, utcnow
 

@@ -231,3 +231,9 @@ async def list_hosts(
         query = query.where(col(Host.retired_at).is_(None))
     rows = (await session.execute(query)).all()
     return [HostRow(host, status or Status.UNKNOWN, last) for host, status, last in rows]
+
+
+async def transports_in_service(session: AsyncSession) -> list[str]:
+    """The transports the hosts in service use: the collectors a sweep has to build."""
+    query = select(col(Host.transport)).where(col(Host.retired_at).is_(None)).distinct()
+    return sorted((await session.execute(query)).scalars())

@@ -64,7 +64,8 @@ def daemon(
 
 async def _run(current: Settings, listen: str | None, concurrency: int | None) -> None:
     from engine.transports import build_collectors
-    from scanner.daemon import Daemon, signals_stop
+    from scanner.daemon import Daemon
+    from scanner.signals import signals_stop
 
     collectors = build_collectors(current, database=db.Database(current.database_url))
     service = Daemon(current, collectors=collectors, listen=listen, concurrency=concurrency)

@@ -78,7 +78,7 @@ def _registry() -> CollectorRegistry:
 
 async def _serve(current: Settings, address: tuple[str, int]) -> None:
     from exporters.http import HttpContext, bind, build_app, serve
-    from scanner.daemon import signals_stop
+    from scanner.signals import signals_stop
 
     sock = bind(*address)
     database = db.Database(current.database_url)

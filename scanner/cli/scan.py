@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from collections import Counter
@@ -27,6 +28,7 @@ from scanner.cli.common import (
     settings,
 )
 from store import db
+from store.hosts import transports_in_service
 from store.model import Status
 from store.rescans import RescanError, Selector, select_hosts
 
@@ -87,12 +89,13 @@ async def _sweep(
     from engine.runtime import build_runtime, new_scanner_id
     from engine.sweep import SweepTally, run_sweep
     from engine.transports import TransportError, build_collectors
-    from scanner.daemon import signals_stop
+    from scanner.signals import signals_stop
 
     database = db.Database(current.database_url)
     try:
         async with database.read() as session:
             host_ids = await select_hosts(session, selector, everything_if_empty=True)
+            transports = await transports_in_service(session)
     except RescanError as exc:
         fail(str(exc))
     finally:
@@ -100,7 +103,10 @@ async def _sweep(
     if not host_ids:
         fail(f"no host in service matches {selector.describe()}; import an inventory first")
     try:
-        collectors = build_collectors(current, database=db.Database(current.database_url))
+        # Only the transports the fleet uses: asyncssh costs a WinRM-only sweep its import.
+        collectors = build_collectors(
+            current, database=db.Database(current.database_url), names=transports
+        )
     except TransportError as exc:
         fail(str(exc))
     runtime = await build_runtime(
@@ -133,7 +139,12 @@ async def _show_progress(tally: SweepTally, stop: asyncio.Event) -> None:
     if not sys.stderr.isatty():
         # Logs and CI output want plain periodic lines, not a redrawn bar.
         while not stop.is_set() and tally.done < tally.total:
-            await asyncio.sleep(PLAIN_PROGRESS_SECONDS)
+            # Waiting on `stop` rather than sleeping lets the process exit the moment the
+            # sweep ends instead of up to a whole interval later.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), PLAIN_PROGRESS_SECONDS)
+            if stop.is_set():
+                return
             elapsed = time.monotonic() - started
             rate = tally.done / elapsed if elapsed else 0.0
             eta = (tally.total - tally.done) / rate if rate else float("nan")

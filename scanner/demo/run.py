@@ -18,11 +18,12 @@ from config.settings import Settings, load_settings
 from engine.access import import_access
 from engine.transports import build_collectors
 from exporters.csv import ExportOptions, export_unpatched
-from scanner.daemon import Daemon, signals_stop
+from scanner.daemon import Daemon
 from scanner.demo.campaign import Campaign
 from scanner.demo.config import new_token, write_config
 from scanner.demo.fleet import DemoFleet, start_fleet
 from scanner.demo.view import Snapshot, plain_line, render, take_snapshot
+from scanner.signals import signals_stop
 from store import db
 from store.inventory_import import import_inventory
 

@@ -19,7 +19,7 @@ from store.model import Host
 def test_migrations_create_exactly_the_models(database_url: str) -> None:
     db.upgrade(database_url)
     db.upgrade(database_url)  # a second upgrade is a no-op
-    assert db.current_revision(database_url) == db.head_revision()
+    assert db.current_revision(database_url) == db.head_revision() == db.HEAD_REVISION
     engine = sa.create_engine(db.sync_url(database_url))
     try:
         with engine.connect() as connection:
