@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -46,10 +47,18 @@ class Target:
     transport: str
     address: str | None = None
     patterns: tuple[str, ...] = ()
+    # Told the moment the host accepts the credentials, long before the probe ends: the
+    # lockout guard lets a new password's probation end after one handshake, not one probe.
+    on_authenticated: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def dial(self) -> str:
         return self.address or self.hostname
+
+    def authenticated(self) -> None:
+        """Report that the host accepted the credentials (a collector may call it once)."""
+        if self.on_authenticated is not None:
+            self.on_authenticated()
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ import logging
 import ssl
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpcore
 import psrpcore
@@ -46,7 +47,6 @@ from collectors.psrp_run import (
     parameters_for,
 )
 from collectors.winrm_config import NAME, NAME_HTTPS, WinRMConfig
-from collectors.winrm_pypsrp import PypsrpWinRM
 from collectors.wsman_envelopes import EnvelopeError, WSManFaultError
 from collectors.wsman_http import (
     SESSION_AUTH,
@@ -58,6 +58,9 @@ from collectors.wsman_http import (
     WSManConnection,
 )
 from collectors.wsman_sealing import SealingError
+
+if TYPE_CHECKING:
+    from collectors.winrm_pypsrp import PypsrpWinRM
 
 __all__ = ["NAME", "NAME_HTTPS", "WinRMCollector", "WinRMConfig"]
 
@@ -92,6 +95,9 @@ class WinRMCollector:
     ) -> ScanResult:
         if credentials.auth in _PYPSRP_AUTH:
             if self._pypsrp is None:
+                # Loaded on first use: pypsrp and requests cost a sweep that never needs them.
+                from collectors.winrm_pypsrp import PypsrpWinRM
+
                 self._pypsrp = PypsrpWinRM(self.config, script=self._script)
             return await self._pypsrp.collect(target, credentials, timeouts)
         started = time.monotonic()
@@ -173,6 +179,7 @@ class WinRMCollector:
             Login(auth=auth, username=credentials.username, password=password),
             connect_timeout=min(timeouts.connect, timeouts.total),
             max_reply_bytes=2 * self._limits.max_envelope_size,
+            on_authenticated=target.authenticated,
         )
 
     def _tls_context(self) -> ssl.SSLContext:

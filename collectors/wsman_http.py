@@ -14,6 +14,7 @@ import functools
 import hashlib
 import re
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpcore
@@ -79,7 +80,13 @@ class WSManConnection:
     """Posts envelopes to one host over one authenticated connection."""
 
     def __init__(
-        self, endpoint: Endpoint, login: Login, *, connect_timeout: float, max_reply_bytes: int
+        self,
+        endpoint: Endpoint,
+        login: Login,
+        *,
+        connect_timeout: float,
+        max_reply_bytes: int,
+        on_authenticated: Callable[[], None] | None = None,
     ) -> None:
         if login.auth not in (*SESSION_AUTH, "basic"):
             raise ValueError(f"unsupported WinRM authentication {login.auth!r}")
@@ -87,6 +94,7 @@ class WSManConnection:
         self.answered = False  # whether the host has sent any HTTP response yet
         self.connected = False  # whether TCP connected (TLS may still have hung)
         self._login = login
+        self._on_authenticated = on_authenticated
         self._sealing = endpoint.tls is None and login.auth != "basic"
         self._max_reply = max_reply_bytes
         self._timeouts = {"connect": connect_timeout, "read": None, "write": None, "pool": None}
@@ -103,7 +111,9 @@ class WSManConnection:
     async def post(self, envelope: bytes) -> tuple[int, bytes]:
         """Send one envelope; the status (200 or 500, a fault) and the reply's envelope."""
         if self._login.auth == "basic":
-            return await self._exchange(envelope, self._basic_header())
+            answer = await self._exchange(envelope, self._basic_header())
+            self._accepted()
+            return answer
         if self._context is None or not self._context.complete:
             status, reply = await self._handshake(envelope)
             if not self._sealing:
@@ -149,9 +159,16 @@ class WSManConnection:
             if status != 401:
                 if not context.complete:
                     raise AuthRejectedError  # the host let us in without finishing the exchange
+                self._accepted()
                 return self._checked(status, reply)
             if token is None:
                 raise AuthRejectedError
+
+    def _accepted(self) -> None:
+        """The host took the credentials: say so once, whatever the rest of the probe does."""
+        if self._on_authenticated is not None:
+            callback, self._on_authenticated = self._on_authenticated, None
+            callback()
 
     def _basic_header(self) -> str:
         credentials = f"{self._login.username or ''}:{self._login.password or ''}"

@@ -32,7 +32,8 @@ class LockoutGuard:
     Counting failures is not enough: with hundreds of probes in flight, a wrong password
     would reach hundreds of hosts before the first failure comes back. So a profile with no
     success yet (or whose last probe failed authentication) is on probation: at most the
-    remaining failure budget may be in flight at once. Once a probe succeeds the password is
+    remaining failure budget may be in flight at once. Once a host accepts the password (its
+    collector says so as soon as the handshake ends) or a probe succeeds, the password is
     known good and probes run at full concurrency.
     """
 
@@ -65,6 +66,16 @@ class LockoutGuard:
             return Admission.WAIT
         state.in_flight += 1
         return Admission.ALLOW
+
+    def authenticated(self, profile: str) -> bool:
+        """A host accepted the profile's credentials mid-probe: the password is good, so end
+        probation now. True if this ended it (the caller may claim again at full speed)."""
+        state = self._state(profile)
+        if state.suspension is not None:
+            return False
+        state.failures.clear()  # AD resets its bad-password count on a good logon
+        was_proven, state.proven = state.proven, True
+        return not was_proven
 
     def finished(self, profile: str, *, outcome: str, now: datetime) -> Suspension | None:
         """Report how an admitted probe ended; returns a new suspension when one starts."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -70,10 +71,18 @@ class Engine:
         self.clock = clock
         self.on_suspended = on_suspended
         self._tasks: dict[asyncio.Task[None], WorkItem] = {}
+        self._skipping: set[asyncio.Task[None]] = set()
+        # Hosts claimed but not started yet. Claiming ahead of free slots means a finished
+        # probe's slot is refilled at once, however long the next claim waits for the
+        # database (behind the result writer's transaction on SQLite, for instance).
+        self._ready: deque[WorkItem] = deque()
+        self._source: WorkSource | None = None
         self._sites: Counter[str] = Counter()
         self._held_profiles: set[str] = set()
-        self._give_back: list[int] = []
         self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._batch = max(1, min(limits.concurrency // 10, 32))
+        self._prefetch = max(self._batch, limits.concurrency // 2)
         self.started = 0
 
     def wake(self) -> None:
@@ -84,8 +93,19 @@ class Engine:
     def in_flight(self) -> int:
         return len(self._tasks)
 
+    def _wanted(self) -> int:
+        """How many more hosts to claim: free slots plus the read-ahead, less what is held."""
+        held = len(self._tasks) + len(self._skipping) + len(self._ready)
+        return self.limits.concurrency + self._prefetch - held
+
     def _busy_sites(self) -> set[str]:
-        return {site for site, count in self._sites.items() if count >= self.limits.per_site}
+        # A practice with its limit in flight and as many again waiting gets no more for now.
+        waiting = Counter(item.site for item in self._ready if item.site)
+        return {
+            site
+            for site in {*self._sites, *waiting}
+            if self._sites[site] + waiting[site] >= 2 * self.limits.per_site
+        }
 
     async def run(
         self, source: WorkSource, stop: asyncio.Event, *, idle: Callable[[], None] | None = None
@@ -95,97 +115,111 @@ class Engine:
         `idle` is called whenever there is no due work and nothing in flight: the daemon has
         caught up with its fleet (the "sweep completed" moment).
         """
+        self._source = source
         delay = 0.0
-        while not stop.is_set():
-            claimed: list[WorkItem] = []
-            asked = False  # whether the source answered this pass, so "nothing" is true
-            free = self.limits.concurrency - len(self._tasks)
-            if free > 0 or self._give_back:
-                try:
-                    claimed = await source.claim(
-                        limit=max(free, 0),
-                        now=self.clock(),
-                        busy_sites=self._busy_sites(),
-                        held_profiles=self._held_profiles,
-                        give_back=self._give_back,
-                        per_site=self.limits.per_site,
-                    )
-                    self._give_back = []
-                    self.outage.succeeded()
-                    asked = True
-                    delay = 0.0
-                except TRANSIENT as exc:
-                    delay = self.outage.failed(exc, doing="claiming hosts")
-                except DBAPIError as exc:
-                    log.exception("claiming hosts failed: %s", type(exc.orig or exc).__name__)
-                    delay = self.limits.poll_interval
-            for item in claimed:
-                await self._start(item, source)
-            if not claimed and not self._tasks and not self._give_back:
-                if source.exhausted:
-                    return
-                # Said on every quiet pass, not only after work: a night outside the scan
-                # windows or an all-compliant fleet with nothing due is caught up, not stalled.
-                if asked and idle is not None:
-                    idle()
-            await self._pause(delay or self.limits.poll_interval, stop, after_error=bool(delay))
+        try:
+            while not stop.is_set():
+                claimed: list[WorkItem] = []
+                asked = False  # whether the source answered this pass, so "nothing" is true
+                wanted = self._wanted()
+                if wanted > 0:
+                    try:
+                        claimed = await source.claim(
+                            limit=wanted,
+                            now=self.clock(),
+                            busy_sites=self._busy_sites(),
+                            held_profiles=self._held_profiles,
+                            per_site=self.limits.per_site,
+                        )
+                        self.outage.succeeded()
+                        asked = True
+                        delay = 0.0
+                    except TRANSIENT as exc:
+                        delay = self.outage.failed(exc, doing="claiming hosts")
+                    except DBAPIError as exc:
+                        log.exception("claiming hosts failed: %s", type(exc.orig or exc).__name__)
+                        delay = self.limits.poll_interval
+                if stop.is_set():
+                    break
+                rescans = [item for item in claimed if item.rescan_request_id is not None]
+                self._ready.extendleft(reversed(rescans))  # a person is waiting for these
+                self._ready.extend(item for item in claimed if item.rescan_request_id is None)
+                self._fill()
+                if not claimed and not self._tasks and not self._skipping and not self._ready:
+                    if source.exhausted:
+                        return
+                    # Said on every quiet pass, not only after work: a night outside the scan
+                    # windows or an all-compliant fleet with nothing due is caught up, not
+                    # stalled.
+                    if asked and idle is not None:
+                        idle()
+                await self._pause(delay or self.limits.poll_interval, stop, after_error=bool(delay))
+        finally:
+            # What was claimed but not started stays unscanned; the caller gives the leases
+            # back, and finishing probes must not start more.
+            self._ready.clear()
+            self._source = None
 
     async def _pause(self, seconds: float, stop: asyncio.Event, *, after_error: bool) -> None:
-        """Wait for a wake-up, stop, the timeout, or enough finished probes to claim a batch.
-
-        Claiming after every single finished probe would cost a database round trip per
-        host; waiting for a handful of free slots keeps claims batched.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        batch = max(1, min(self.limits.concurrency // 10, 32))
+        """Wait for a wake-up, stop, the timeout, or room for a batch of claims (or nothing
+        left in flight). Claiming after every finished probe would cost a database round trip
+        per host; waiting for a handful of free places keeps claims batched. After a failed
+        claim only the back-off, a wake-up or stop end the wait."""
+        if not after_error and self._wanted() >= self._batch and not self._ready and self._tasks:
+            return  # the read-ahead ran dry: claim again at once
         self._wake.clear()
-        waiters = {asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())}
+        self._room.clear()
+        waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]
+        if not after_error:
+            waiters.append(asyncio.create_task(self._room.wait()))
         try:
-            while loop.time() < deadline:
-                running = set(self._tasks) if not after_error else set()
-                done, _ = await asyncio.wait(
-                    {*waiters, *running},
-                    timeout=deadline - loop.time(),
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if done & waiters:
-                    return
-                if self.limits.concurrency - len(self._tasks) >= batch or not self._tasks:
-                    return
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
 
-    async def _start(self, item: WorkItem, source: WorkSource) -> None:
-        if item.site and self._sites[item.site] >= self.limits.per_site:
-            # One claim may bring several hosts of one practice; the rest wait their turn.
-            self._give_back.append(item.host_id)
+    def _fill(self) -> None:
+        """Start what waits in the read-ahead, in order, while slots are free; a host whose
+        practice is at its limit, or whose credential is on probation, keeps its place."""
+        if not self._ready or self._source is None:
             return
         now = self.clock()
+        waiting: deque[WorkItem] = deque()
+        while self._ready and len(self._tasks) < self.limits.concurrency:
+            item = self._ready.popleft()
+            if not self._launch(item, self._source, now):
+                waiting.append(item)
+        waiting.extend(self._ready)
+        self._ready = waiting
+
+    def _launch(self, item: WorkItem, source: WorkSource, now: datetime) -> bool:
+        """Start probing (or skipping) one host; False if it has to wait."""
+        if item.site and self._sites[item.site] >= self.limits.per_site:
+            return False
         try:
             credentials = self.credentials.get(item.credential_profile)
         except CredentialError as exc:
-            await self._skip(item, source, now, str(exc))
-            return
+            self._skip_soon(item, source, now, str(exc))
+            return True
+        if item.credential_profile in self._held_profiles:
+            return False
         admission = self.lockout.admit(item.credential_profile, now)
         if admission is Admission.WAIT:
-            # The credential is on probation and its budget is in flight: hand the host back
-            # and stop claiming for this profile until one of those probes answers.
+            # The credential is on probation and its budget is in flight: the host waits,
+            # and claims leave this profile alone until one of those probes answers.
             self._held_profiles.add(item.credential_profile)
-            self._give_back.append(item.host_id)
-            return
+            return False
         if admission is Admission.SUSPENDED:
             suspension = self.lockout.suspended(now).get(item.credential_profile)
             why = suspension.reason if suspension else "too many authentication failures"
-            await self._skip(
+            self._skip_soon(
                 item,
                 source,
                 now,
                 f"credential suspended ({why}); not contacted. Resume with"
                 f" `cmscan credentials resume {item.credential_profile}`",
             )
-            return
+            return True
         task = asyncio.create_task(self._probe(item, credentials, source, now))
         self._tasks[task] = item
         if item.site:
@@ -193,6 +227,18 @@ class Engine:
         self.started += 1
         self.telemetry.in_flight.set(len(self._tasks))
         task.add_done_callback(self._finished)
+        return True
+
+    def _skip_soon(self, item: WorkItem, source: WorkSource, now: datetime, reason: str) -> None:
+        task = asyncio.create_task(self._skip(item, source, now, reason))
+        self._skipping.add(task)
+        task.add_done_callback(self._skipped)
+
+    def _skipped(self, task: asyncio.Task[None]) -> None:
+        self._skipping.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("recording a skipped host failed", exc_info=task.exception())
+        self._made_room()
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         item = self._tasks.pop(task)
@@ -204,6 +250,12 @@ class Engine:
         self.telemetry.in_flight.set(len(self._tasks))
         if not task.cancelled() and task.exception() is not None:
             log.error("probe task for %s failed", item.hostname, exc_info=task.exception())
+        self._fill()
+        self._made_room()
+
+    def _made_room(self) -> None:
+        if self._wanted() >= self._batch or not (self._tasks or self._skipping):
+            self._room.set()
 
     async def _skip(self, item: WorkItem, source: WorkSource, now: datetime, reason: str) -> None:
         """Record a host as auth_failed without contacting it."""
@@ -221,6 +273,7 @@ class Engine:
             transport=item.transport,
             address=item.address,
             patterns=self.policy.policy.watched_patterns,
+            on_authenticated=functools.partial(self._authenticated, item.credential_profile),
         )
         result = await self._collect(target, credentials)
         finished = self.clock()
@@ -230,6 +283,13 @@ class Engine:
         if suspension is not None:
             self._suspended(suspension)
         await self._hand_on(item, source, started, finished, result)
+
+    def _authenticated(self, profile: str) -> None:
+        if self.lockout.authenticated(profile) and profile in self._held_profiles:
+            # Hosts waited while the password was unproven: start them, and claim more.
+            self._held_profiles.discard(profile)
+            self._fill()
+            self._wake.set()
 
     async def _collect(self, target: Target, credentials: Credentials) -> ScanResult:
         collector = self.collectors.get(target.transport)
@@ -305,9 +365,10 @@ class Engine:
     async def finish(self, grace: timedelta) -> int:
         """Let in-flight probes finish within `grace`; cancel the rest. Returns how many were
         cancelled (their hosts' leases are released by the caller and they are due again)."""
-        if not self._tasks:
+        running = {*self._tasks, *self._skipping}
+        if not running:
             return 0
-        _, pending = await asyncio.wait(set(self._tasks), timeout=grace.total_seconds())
+        _, pending = await asyncio.wait(running, timeout=grace.total_seconds())
         for task in pending:
             task.cancel()
         if pending:

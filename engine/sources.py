@@ -8,7 +8,7 @@ from typing import Protocol
 
 from engine.scheduling import Schedule
 from store.db import Database
-from store.leases import WorkItem, claim_due, claim_hosts, release
+from store.leases import WorkItem, claim_due, claim_hosts
 
 
 class WorkSource(Protocol):
@@ -21,7 +21,6 @@ class WorkSource(Protocol):
         now: datetime,
         busy_sites: Collection[str],
         held_profiles: Collection[str],
-        give_back: Collection[int],
         per_site: int,
     ) -> list[WorkItem]: ...
 
@@ -59,11 +58,9 @@ class DueHosts:
         now: datetime,
         busy_sites: Collection[str],
         held_profiles: Collection[str],
-        give_back: Collection[int],
         per_site: int,
     ) -> list[WorkItem]:
         async with self.database.write() as session:
-            await release(session, owner=self.owner, host_ids=give_back)
             return await claim_due(
                 session,
                 owner=self.owner,
@@ -114,12 +111,9 @@ class Selection:
         now: datetime,
         busy_sites: Collection[str],
         held_profiles: Collection[str],
-        give_back: Collection[int],
         per_site: int,
     ) -> list[WorkItem]:
-        self._claimed -= set(give_back)
         async with self.database.write() as session:
-            await release(session, owner=self.owner, host_ids=give_back)
             items = await claim_hosts(
                 session,
                 owner=self.owner,

@@ -142,6 +142,25 @@ async def test_a_wrong_password_reaches_at_most_the_threshold(settings: Settings
     assert [s.profile for s in suspended] == ["default"]
 
 
+async def test_probation_ends_when_a_host_accepts_the_password_not_when_its_probe_ends(
+    settings: Settings,
+) -> None:
+    ids = await add_hosts(settings.database_url, 40, practices=40)
+
+    class AcceptsThenWorks(FakeCollector):
+        async def collect(self, target: Target, credentials: Any, timeouts: Any) -> ScanResult:
+            await asyncio.sleep(0.05)  # the handshake
+            target.authenticated()
+            return await super().collect(target, credentials, timeouts)
+
+    collector = AcceptsThenWorks(delay=1.0)  # the script runs long after the handshake
+    tally, complete = await sweep(settings, collector, ids, concurrency=64)
+    assert complete
+    assert tally.outcomes == {"ok": 40}
+    # Probation admits 3; had it waited for a whole probe, no more than 3 would overlap.
+    assert collector.peak_total == 40
+
+
 async def test_hosts_with_an_unusable_profile_are_not_contacted(settings: Settings) -> None:
     ids = await add_hosts(settings.database_url, 3, profile="nosuch")
     collector = FakeCollector()

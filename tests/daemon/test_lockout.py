@@ -32,6 +32,23 @@ def test_a_proven_password_runs_at_full_concurrency() -> None:
     assert all(lockout.admit("svc", T0) is Admission.ALLOW for _ in range(300))
 
 
+def test_a_handshake_accepted_mid_probe_ends_probation_at_once() -> None:
+    lockout = guard()
+    assert [lockout.admit("svc", T0) for _ in range(4)].count(Admission.ALLOW) == 3
+    assert lockout.authenticated("svc") is True  # this call ended probation
+    assert lockout.authenticated("svc") is False  # later ones change nothing
+    assert all(lockout.admit("svc", T0) is Admission.ALLOW for _ in range(300))
+
+
+def test_a_suspended_password_stays_suspended_whatever_a_late_handshake_says() -> None:
+    lockout = guard()
+    for _ in range(3):
+        lockout.admit("svc", T0)
+        lockout.finished("svc", outcome="auth_failed", now=T0)
+    assert lockout.authenticated("svc") is False
+    assert lockout.admit("svc", T0) is Admission.SUSPENDED
+
+
 def test_an_auth_failure_puts_a_proven_password_back_on_probation() -> None:
     lockout = guard()
     lockout.admit("svc", T0)
