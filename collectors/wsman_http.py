@@ -23,6 +23,7 @@ import spnego.channel_bindings
 from cryptography import x509
 from spnego._ntlm_raw.crypto import ntowfv1  # the NT hash, MD4 of UTF-16
 
+from collectors.http_streams import BACKEND
 from collectors.wsman_sealing import SOAP_TYPE, is_sealed, seal, sealed_protocol, unseal
 
 # The auth methods this connection speaks; CredSSP and certificates take pypsrp's path.
@@ -103,7 +104,7 @@ class WSManConnection:
         self._url = httpcore.URL(endpoint.url)
         self._host_header = self._url.host + b":" + str(endpoint.port).encode("ascii")
         self._connection = httpcore.AsyncHTTPConnection(
-            self._origin, ssl_context=endpoint.tls, keepalive_expiry=None
+            self._origin, ssl_context=endpoint.tls, keepalive_expiry=None, network_backend=BACKEND
         )
         self._context: spnego.ContextProxy | None = None
         self._bindings: spnego.channel_bindings.GssChannelBindings | None = None
