@@ -99,12 +99,14 @@ class Engine:
         return self.limits.concurrency + self._prefetch - held
 
     def _busy_sites(self) -> set[str]:
-        # A practice with its limit in flight and as many again waiting gets no more for now.
+        # A practice with its limit in flight and one more host waiting gets no more for now:
+        # one waiting host refills its slot at once, and more would only fill the read-ahead
+        # with hosts that cannot start (there are at most concurrency / per_site such hosts).
         waiting = Counter(item.site for item in self._ready if item.site)
         return {
             site
             for site in {*self._sites, *waiting}
-            if self._sites[site] + waiting[site] >= 2 * self.limits.per_site
+            if self._sites[site] + waiting[site] > self.limits.per_site
         }
 
     async def run(
@@ -153,20 +155,28 @@ class Engine:
                     # stalled.
                     if asked and idle is not None:
                         idle()
-                await self._pause(delay or self.limits.poll_interval, stop, after_error=bool(delay))
+                await self._pause(
+                    delay or self.limits.poll_interval,
+                    stop,
+                    after_error=bool(delay),
+                    came_back_empty=not claimed,
+                )
         finally:
             # What was claimed but not started stays unscanned; the caller gives the leases
             # back, and finishing probes must not start more.
             self._ready.clear()
             self._source = None
 
-    async def _pause(self, seconds: float, stop: asyncio.Event, *, after_error: bool) -> None:
+    async def _pause(
+        self, seconds: float, stop: asyncio.Event, *, after_error: bool, came_back_empty: bool
+    ) -> None:
         """Wait for a wake-up, stop, the timeout, or room for a batch of claims (or nothing
         left in flight). Claiming after every finished probe would cost a database round trip
         per host; waiting for a handful of free places keeps claims batched. After a failed
         claim only the back-off, a wake-up or stop end the wait."""
-        if not after_error and self._wanted() >= self._batch and not self._ready and self._tasks:
-            return  # the read-ahead ran dry: claim again at once
+        dry = not self._ready and self._tasks and self._wanted() >= self._batch
+        if dry and not after_error and not came_back_empty:
+            return  # the read-ahead ran dry while there is work: claim again at once
         self._wake.clear()
         self._room.clear()
         waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]

@@ -237,3 +237,13 @@ async def transports_in_service(session: AsyncSession) -> list[str]:
     """The transports the hosts in service use: the collectors a sweep has to build."""
     query = select(col(Host.transport)).where(col(Host.retired_at).is_(None)).distinct()
     return sorted((await session.execute(query)).scalars())
+
+
+async def practices_in_service(session: AsyncSession) -> dict[int, str | None]:
+    """Every host in service with its practice code: how a sweep orders and spreads its claims."""
+    query = select(col(Host.id), col(Host.practice_code)).where(col(Host.retired_at).is_(None))
+    practices: dict[int, str | None] = {}
+    for host_id, practice in (await session.execute(query)).all():
+        if host_id is not None:  # the model's id is optional only before it is inserted
+            practices[host_id] = practice
+    return practices
