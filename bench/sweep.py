@@ -588,7 +588,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--per-site",
         type=int,
         default=None,
-        help="cmscan's probes at once per practice (default: its own, schedule.per_site = 4)",
+        help="cmscan's probes at once per practice (default: its own, schedule.per_site = 8)",
     )
     parser.add_argument(
         "--profile",
