@@ -99,9 +99,10 @@ class Engine:
         return self.limits.concurrency + self._prefetch - held
 
     def _busy_sites(self) -> set[str]:
-        # A practice with its limit in flight and one more host waiting gets no more for now:
-        # one waiting host refills its slot at once, and more would only fill the read-ahead
-        # with hosts that cannot start (there are at most concurrency / per_site such hosts).
+        # A practice with its limit in flight and a host waiting gets no more for now: the
+        # waiting hosts refill its slots as they free, and more would only lengthen the
+        # read-ahead with hosts that cannot start yet. (Those never starve the others: while
+        # slots are free the engine keeps claiming, so they only add to the read-ahead.)
         waiting = Counter(item.site for item in self._ready if item.site)
         return {
             site
