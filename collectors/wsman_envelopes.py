@@ -25,7 +25,7 @@ X = "http://schemas.xmlsoap.org/ws/2004/09/transfer"
 RSP = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
 FAULT = "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault"
 POWERSHELL = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell"
-_ANONYMOUS = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
+ANONYMOUS = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
 
 CREATE = f"{X}/Create"
 DELETE = f"{X}/Delete"
@@ -85,7 +85,7 @@ class Request:
             "</w:MaxEnvelopeSize>"
             f"<a:MessageID>uuid:{str(uuid.uuid4()).upper()}</a:MessageID>"
             f"<w:OperationTimeout>PT{max(timeout_s, 0.001):.3f}S</w:OperationTimeout>"
-            f'<a:ReplyTo><a:Address s:mustUnderstand="true">{_ANONYMOUS}</a:Address>'
+            f'<a:ReplyTo><a:Address s:mustUnderstand="true">{ANONYMOUS}</a:Address>'
             "</a:ReplyTo>"
             f'<w:ResourceURI s:mustUnderstand="true">{POWERSHELL}</w:ResourceURI>'
             f'<p:SessionId s:mustUnderstand="false">uuid:{self.session_id}</p:SessionId>'

@@ -26,6 +26,7 @@ from pypsrp.messages import (
 )
 from pypsrp.serializer import Serializer, TaggedValue
 
+from collectors.wsman_envelopes import RSP
 from simulator import shells, wsman
 from simulator.behaviour import PowerShellError, ScriptResult, SimulatedHost
 from simulator.psrp_pipeline import Invocation, error_record, read_pipeline, script_of
@@ -134,21 +135,21 @@ class PowerShellShell(shells.Shell):
 
     def command(self, request: wsman.Request, script_run: float) -> str:
         line = request.body
-        if line is None or line.tag != f"{{{wsman.RSP}}}CommandLine":
+        if line is None or line.tag != f"{{{RSP}}}CommandLine":
             raise wsman.invalid_xml("(Command needs a CommandLine)")
         if len(self._pipelines) >= MAX_PIPELINES:
             raise wsman.invalid_parameter("The shell holds too many commands.")
         command_id = (line.get("CommandId") or str(uuid.uuid4())).upper()
         pipeline = Pipeline(command_id, script_run)
         self._pipelines[command_id] = pipeline
-        arguments = line.findtext(f"{{{wsman.RSP}}}Arguments") or ""
+        arguments = line.findtext(f"{{{RSP}}}Arguments") or ""
         self._deliver(_decode(arguments), pipeline)
         return command_id
 
     def send(self, request: wsman.Request) -> None:
         if request.body is None:
             raise wsman.invalid_xml("(Send needs a body)")
-        for stream in request.body.iterfind(f"{{{wsman.RSP}}}Stream"):
+        for stream in request.body.iterfind(f"{{{RSP}}}Stream"):
             command_id = stream.get("CommandId")
             pipeline = self._pipeline(command_id) if command_id else None
             self._deliver(_decode(stream.text or ""), pipeline)
@@ -161,7 +162,7 @@ class PowerShellShell(shells.Shell):
 
     async def receive(self, request: wsman.Request) -> str:
         body = request.body
-        desired = body.find(f"{{{wsman.RSP}}}DesiredStream") if body is not None else None
+        desired = body.find(f"{{{RSP}}}DesiredStream") if body is not None else None
         command_id = desired.get("CommandId") if desired is not None else None
         if not command_id:
             return await self._receive_pool(request)

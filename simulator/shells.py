@@ -11,11 +11,12 @@ import datetime
 from collections.abc import Iterable
 from typing import ClassVar
 
+from collectors.wsman_envelopes import RSP
 from simulator import wsman
 from simulator.behaviour import SimulatedHost
 
-DONE = f"{wsman.RSP}/CommandState/Done"
-RUNNING = f"{wsman.RSP}/CommandState/Running"
+DONE = f"{RSP}/CommandState/Done"
+RUNNING = f"{RSP}/CommandState/Running"
 # Room the envelope around Receive streams takes (headers, CommandState, tags), in bytes.
 ENVELOPE_OVERHEAD = 2048
 STREAM_OVERHEAD = 120
@@ -78,7 +79,7 @@ class Shell:
         """Signal a command: Ctrl+C interrupts it; Terminate, or any other code, releases it."""
         body = request.body
         command_id = body.get("CommandId") if body is not None else None
-        code = (body.findtext(f"{{{wsman.RSP}}}Code") or "") if body is not None else ""
+        code = (body.findtext(f"{{{RSP}}}Code") or "") if body is not None else ""
         if not command_id:
             raise wsman.invalid_parameter("Signal needs a CommandId.")
         if code.strip().casefold() == self.ctrl_c:

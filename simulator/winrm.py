@@ -10,6 +10,7 @@ import asyncio
 import logging
 import ssl
 
+from collectors.wsman_envelopes import COMMAND, CREATE, DELETE, RECEIVE, RSP
 from simulator import shells, wsman
 from simulator.behaviour import Fault, SimulatedHost, Timing
 from simulator.http_server import Connection, HTTPRequest, HTTPResponse, Site, listen
@@ -155,10 +156,10 @@ class WinRMEndpoint:
         self, request: wsman.Request, http: HTTPRequest, timing: Timing
     ) -> tuple[str, str]:
         action = request.action
-        if action == wsman.CREATE:
+        if action == CREATE:
             return f"{action}Response", await self._create(request, http, timing)
         shell = self._shell(request)
-        if action == wsman.DELETE:
+        if action == DELETE:
             self._forget(shell)
             return f"{action}Response", ""
         shell.busy += 1
@@ -172,14 +173,14 @@ class WinRMEndpoint:
         self, shell: shells.Shell, request: wsman.Request, timing: Timing
     ) -> tuple[str, str]:
         action = request.action
-        if action == wsman.COMMAND:
+        if action == COMMAND:
             command_id = wsman.xml_text(shell.command(request, timing.script_run))
             body = f"<rsp:CommandResponse><rsp:CommandId>{command_id}</rsp:CommandId>"
             return f"{action}Response", body + "</rsp:CommandResponse>"
         if action == wsman.SEND:
             shell.send(request)
             return f"{action}Response", "<rsp:SendResponse/>"
-        if action == wsman.RECEIVE:
+        if action == RECEIVE:
             return f"{action}Response", await shell.receive(request)
         if action == wsman.SIGNAL:
             shell.signal(request)
@@ -193,7 +194,7 @@ class WinRMEndpoint:
         if not (is_cmd or is_powershell):
             raise wsman.invalid_resource(uri)
         body = request.body
-        if body is None or body.tag != f"{{{wsman.RSP}}}Shell":
+        if body is None or body.tag != f"{{{RSP}}}Shell":
             raise wsman.invalid_xml("(Create needs a Shell)")
         if self.host.fault is Fault.QUOTA_EXCEEDED or len(self._shells) >= MAX_SHELLS_PER_USER:
             raise wsman.shells_exceeded(MAX_SHELLS_PER_USER)
@@ -226,7 +227,7 @@ class WinRMEndpoint:
         if len(self._shells) >= MAX_SHELLS_PER_USER:
             raise wsman.shells_exceeded(MAX_SHELLS_PER_USER)
         self._shells[key] = shell
-        shell.idle_timeout = shells.idle_timeout(body.findtext(f"{{{wsman.RSP}}}IdleTimeOut"))
+        shell.idle_timeout = shells.idle_timeout(body.findtext(f"{{{RSP}}}IdleTimeOut"))
         self._arm_expiry(shell)
         scheme = "https" if http.tls else "http"
         port = self.https_port if http.tls else self.http_port

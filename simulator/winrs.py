@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
 from collectors.probe import parse_stdin_invocation
+from collectors.wsman_envelopes import RSP
 from simulator import shells, wsman
 from simulator.behaviour import PowerShellError, ScriptResult, SimulatedHost
 
 CMD_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
-CTRL_C = f"{wsman.RSP}/signal/ctrl_c"
+CTRL_C = f"{RSP}/signal/ctrl_c"
 # What a console process killed by Ctrl+C exits with (STATUS_CONTROL_C_EXIT).
 CTRL_C_EXIT = -1073741510
 MAX_COMMANDS = 1000
@@ -73,12 +74,12 @@ class CmdShell(shells.Shell):
 
     def command(self, request: wsman.Request, script_run: float) -> str:
         line = request.body
-        if line is None or line.tag != f"{{{wsman.RSP}}}CommandLine":
+        if line is None or line.tag != f"{{{RSP}}}CommandLine":
             raise wsman.invalid_xml("(Command needs a CommandLine)")
         if len(self._commands) >= MAX_COMMANDS:
             raise wsman.invalid_parameter("The shell holds too many commands.")
-        text = (line.findtext(f"{{{wsman.RSP}}}Command") or "").strip()
-        arguments = [a.text or "" for a in line.iterfind(f"{{{wsman.RSP}}}Arguments")]
+        text = (line.findtext(f"{{{RSP}}}Command") or "").strip()
+        arguments = [a.text or "" for a in line.iterfind(f"{{{RSP}}}Arguments")]
         command_line = " ".join([text, *arguments]).strip()
         command_id = (line.get("CommandId") or str(uuid.uuid4())).upper()
         command = CmdCommand(command_id, asyncio.get_running_loop().time() + script_run)
@@ -94,7 +95,7 @@ class CmdShell(shells.Shell):
     def send(self, request: wsman.Request) -> None:
         if request.body is None:
             raise wsman.invalid_xml("(Send needs a body)")
-        for stream in request.body.iterfind(f"{{{wsman.RSP}}}Stream"):
+        for stream in request.body.iterfind(f"{{{RSP}}}Stream"):
             command = self._command(stream.get("CommandId") or "")
             try:
                 data = base64.b64decode((stream.text or "").strip(), validate=True)
@@ -118,7 +119,7 @@ class CmdShell(shells.Shell):
 
     async def receive(self, request: wsman.Request) -> str:
         body = request.body
-        desired = body.find(f"{{{wsman.RSP}}}DesiredStream") if body is not None else None
+        desired = body.find(f"{{{RSP}}}DesiredStream") if body is not None else None
         command_id = desired.get("CommandId") if desired is not None else None
         if not command_id:
             raise wsman.invalid_parameter("Receive on a cmd shell needs a CommandId.")

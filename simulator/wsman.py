@@ -11,20 +11,13 @@ from xml.sax.saxutils import escape, quoteattr
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-S = "http://www.w3.org/2003/05/soap-envelope"
-A = "http://schemas.xmlsoap.org/ws/2004/08/addressing"
-W = "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"
-P = "http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd"
-X = "http://schemas.xmlsoap.org/ws/2004/09/transfer"
-RSP = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
-WSMANFAULT = "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault"
-ANONYMOUS = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
+# The protocol's namespaces (and, where the simulator handles them, the actions the client
+# sends) are the client's own constants: facts of WS-Management, not something the simulated
+# server could disagree with it on.
+from collectors.wsman_envelopes import ANONYMOUS, RSP, A, P, S, W, X
+from collectors.wsman_envelopes import FAULT as WSMANFAULT
 
-CREATE = f"{X}/Create"
-DELETE = f"{X}/Delete"
-COMMAND = f"{RSP}/Command"
 SEND = f"{RSP}/Send"
-RECEIVE = f"{RSP}/Receive"
 SIGNAL = f"{RSP}/Signal"
 FAULT_ACTION = "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault"
 
